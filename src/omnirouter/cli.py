@@ -1,0 +1,201 @@
+"""`omnirouter …`: the command line for operators and for `make run`.
+
+Every failure an operator can cause (a bad setting, a missing program, an unreachable broker)
+ends with one readable line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from omnirouter import __version__
+from omnirouter.errors import OmnirouterError
+from omnirouter.logs import configure_logging, get_logger
+from omnirouter.settings import Settings, load_settings
+
+_SCHEMAS_DIR = Path("schemas")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="omnirouter",
+        description="Event-driven omni-channel message router.",
+    )
+    parser.add_argument("--version", action="version", version=f"omnirouter {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the router on this machine (starts devstack)")
+    run.add_argument("--state-dir", type=Path, help="devstack state directory")
+
+    commands.add_parser("check", help="check that the configured Kafka and Redis answer")
+
+    devstack = commands.add_parser("devstack", help="local Kafka + Redis for development")
+    devstack_commands = devstack.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (
+        ("up", "start Kafka and Redis (or find them running) and print their addresses"),
+        ("down", "stop Kafka and Redis and remove their data"),
+        ("status", "show whether Kafka and Redis are running"),
+        ("fetch", "fetch the Kafka broker jars into the cache"),
+    ):
+        sub = devstack_commands.add_parser(action, help=text)
+        sub.add_argument("--state-dir", type=Path, help="state directory (default from settings)")
+        if action in ("up", "status"):
+            sub.add_argument("--json", action="store_true", help="print JSON")
+        if action == "down":
+            sub.add_argument("--keep-data", action="store_true", help="keep the data folders")
+
+    schemas = commands.add_parser("schemas", help="JSON Schemas and the AsyncAPI topic catalogue")
+    schema_commands = schemas.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = schema_commands.add_parser("export", help="write schemas/ from the event models")
+    export.add_argument("--out", type=Path, default=_SCHEMAS_DIR)
+    export.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when schemas/ has drifted"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``omnirouter`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(settings.log)
+        return _dispatch(args, settings)
+    except OmnirouterError as exc:
+        print(f"omnirouter: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "devstack":
+        return _devstack(args, settings)
+    if args.command == "schemas":
+        return _schemas(args, settings)
+    if args.command == "check":
+        return _check(settings)
+    if args.command == "run":
+        return _run(args, settings)
+    raise AssertionError(args.command)  # argparse only accepts the commands above
+
+
+def _with_state_dir(settings: Settings, state_dir: Path | None) -> Settings:
+    if state_dir is None:
+        return settings
+    devstack = settings.devstack.model_copy(update={"state_dir": state_dir})
+    return settings.model_copy(update={"devstack": devstack})
+
+
+def _devstack(args: argparse.Namespace, settings: Settings) -> int:
+    from omnirouter.devstack import DevStack
+
+    stack = DevStack(_with_state_dir(settings, args.state_dir).devstack)
+    if args.action == "fetch":
+        print(f"kafka broker jars: {stack.fetch()}")
+        return 0
+    if args.action == "up":
+        addresses = stack.up()
+        if args.json:
+            print(
+                json.dumps(
+                    {"kafka": addresses.kafka_bootstrap_servers, "redis": addresses.redis_url}
+                )
+            )
+        else:
+            print(f"kafka  {addresses.kafka_bootstrap_servers}")
+            print(f"redis  {addresses.redis_url}")
+            print(f"state  {stack.state_dir}  (stop with: omnirouter devstack down)")
+        return 0
+    if args.action == "down":
+        stack.down(keep_data=args.keep_data)
+        print("devstack stopped")
+        return 0
+    status = stack.status()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "kafka": status.kafka,
+                    "redis": status.redis,
+                    "pids": list(status.pids),
+                    "addresses": None
+                    if status.addresses is None
+                    else {
+                        "kafka": status.addresses.kafka_bootstrap_servers,
+                        "redis": status.addresses.redis_url,
+                    },
+                }
+            )
+        )
+    else:
+        where = status.addresses
+        print(f"kafka  {status.kafka}" + (f"  {where.kafka_bootstrap_servers}" if where else ""))
+        print(f"redis  {status.redis}" + (f"  {where.redis_url}" if where else ""))
+    return 0 if status.running else 1
+
+
+def _schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from omnirouter.events.schema_export import export_schemas, schema_drift
+
+    if args.check:
+        drift = schema_drift(args.out)
+        if drift:
+            print(
+                f"omnirouter: error: {args.out} has drifted from the event models "
+                f"({', '.join(drift[:5])}); run `omnirouter schemas export`",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{args.out} matches the event models")
+        return 0
+    written = export_schemas(args.out)
+    print(f"wrote {len(written)} files under {args.out}")
+    return 0
+
+
+def _check(settings: Settings) -> int:
+    from omnirouter.runtime import connect_services
+
+    addresses = connect_services(settings, start_devstack=False)
+    print(f"kafka  {addresses.kafka_bootstrap_servers}  ok")
+    print(f"redis  {addresses.redis_url}  ok")
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from omnirouter.runtime import Router
+
+    log = get_logger(__name__)
+    stop = threading.Event()
+
+    def _request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
+    router = Router(_with_state_dir(settings, args.state_dir), progress=_progress)
+    try:
+        router.start()
+        print(router.banner(), flush=True)
+        stop.wait()
+    finally:
+        router.stop()
+    print("omnirouter stopped", flush=True)
+    return 0
+
+
+def _progress(message: str) -> None:
+    print(f"… {message}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

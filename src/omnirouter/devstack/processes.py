@@ -1,0 +1,108 @@
+"""Starting and stopping the stack's child processes without leaving orphans behind."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+# Servers this process started, kept so that their exit status is collected (no zombies, no
+# "subprocess still running" warnings when a handle would otherwise be dropped).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: the kernel sends SIGTERM to the child when the
+    # process that started it exits, so a test run killed with SIGKILL leaves no JVM behind.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    tie_to_parent: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start a server in its own session with its output in ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if tie_to_parent else None,
+        )
+    _CHILDREN[process.pid] = process
+    return process
+
+
+def command_line(pid: int) -> str:
+    """The process's command line, or "" when it does not exist (any more)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def is_running(pid: int, *, expect: str) -> bool:
+    """True when ``pid`` is alive (not a zombie) and its command line contains ``expect``.
+
+    Checking the command line guards against signalling an unrelated process that reused a
+    pid recorded by an earlier ``devstack up``.
+    """
+    child = _CHILDREN.get(pid)
+    if child is not None and child.poll() is not None:
+        del _CHILDREN[pid]
+        return False
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    if status.rpartition(")")[2].split()[0] == "Z":
+        _reap(pid)
+        return False
+    return expect in command_line(pid)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop_process(pid: int, *, expect: str, grace_s: float = 30.0) -> None:
+    """SIGTERM the process (then SIGKILL after ``grace_s``) and wait until it is gone."""
+    if not is_running(pid, expect=expect):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if wait_until(lambda: not is_running(pid, expect=expect), timeout_s=grace_s):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not is_running(pid, expect=expect), timeout_s=10.0)
+
+
+def wait_until(condition: Callable[[], bool], *, timeout_s: float, interval_s: float = 0.1) -> bool:
+    """Poll ``condition`` until it holds or ``timeout_s`` passes; returns whether it held."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)

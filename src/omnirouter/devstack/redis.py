@@ -1,0 +1,96 @@
+"""The real redis-server, configured from deploy/redis/redis.conf."""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from omnirouter.devstack.network import free_port
+from omnirouter.devstack.processes import is_running, spawn, stop_process
+from omnirouter.devstack.requirements import require_tool
+from omnirouter.errors import StackError
+
+_PROCESS_NAME = "redis-server"
+
+
+@dataclass(frozen=True)
+class RedisProcess:
+    """A running redis-server: its pid and where it listens."""
+
+    pid: int
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        """redis:// URL for clients."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def is_running(self) -> bool:
+        """True while the server process is alive."""
+        return is_running(self.pid, expect=_PROCESS_NAME)
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM makes it flush the AOF), then make sure it is gone."""
+        stop_process(self.pid, expect=_PROCESS_NAME, grace_s=15.0)
+
+
+def answers_ping(port: int, *, timeout_s: float = 0.5) -> bool:
+    """True when a Redis server on 127.0.0.1:port answers PING."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start_redis(
+    base_config: Path,
+    data_dir: Path,
+    *,
+    timeout_s: float,
+    tie_to_parent: bool = False,
+    attempts: int = 3,
+) -> RedisProcess:
+    """Start redis-server on a free loopback port with its data under ``data_dir``.
+
+    Raises:
+        StackError: the server exited or did not answer PING in ``timeout_s``.
+    """
+    server = require_tool("redis-server")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    last_error = "not started"
+    for _ in range(attempts):
+        port = free_port()
+        config = data_dir / "redis.conf"
+        config.write_text(
+            f"include {base_config}\n"
+            f"port {port}\nbind 127.0.0.1\ndir {data_dir}\n"
+            f'daemonize no\nlogfile ""\npidfile {data_dir / "redis.pid"}\n'
+        )
+        log_path = data_dir / "redis.log"
+        process = spawn(
+            [server, str(config)], log_path=log_path, cwd=data_dir, tie_to_parent=tie_to_parent
+        )
+        redis = RedisProcess(process.pid, port, log_path)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            if answers_ping(port):
+                return redis
+            time.sleep(0.05)
+        redis.stop()
+        code = process.poll()
+        tail = (
+            log_path.read_text(errors="replace").strip().splitlines()[-1:]
+            if log_path.exists()
+            else []
+        )
+        last_error = f"exit status {code}: {' '.join(tail)[:300]}"
+        if "Address already in use" not in " ".join(tail):
+            break
+    raise StackError(f"redis-server did not start: {last_error}")

@@ -1,0 +1,161 @@
+"""Settings shared by every omnirouter process.
+
+Read from ``OMNIROUTER_*`` environment variables (nested with ``__``, e.g.
+``OMNIROUTER_KAFKA__BOOTSTRAP_SERVERS``). Unknown keys are rejected: a misspelt setting is an
+error at start-up, not a silently ignored value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from omnirouter.errors import ConfigurationError
+
+ENV_PREFIX = "OMNIROUTER_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    """Where the Kafka cluster is and how topics are named."""
+
+    bootstrap_servers: str | None = Field(
+        default=None,
+        description="host:port[,host:port]; unset means the local devstack broker.",
+    )
+    topic_prefix: str = Field(default="omni.", pattern=r"^[A-Za-z0-9._-]*$")
+    client_id: str = "omnirouter"
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers_are_host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{server.strip()!r} is not host:port")
+        return value
+
+    def server_list(self) -> list[str]:
+        """The bootstrap servers as a list (empty when devstack provides them)."""
+        if self.bootstrap_servers is None:
+            return []
+        return [s.strip() for s in self.bootstrap_servers.split(",")]
+
+
+class RedisSettings(_Section):
+    """Where Redis is and how this deployment's keys are prefixed."""
+
+    url: str | None = Field(
+        default=None, description="redis://host:port/db; unset means the local devstack Redis."
+    )
+    key_prefix: str = Field(default="omni", pattern=r"^[A-Za-z0-9_.-]+$")
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url_has_redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
+def _default_state_dir() -> Path:
+    return Path(".omnirouter") / "devstack"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "omnirouter"
+
+
+class DevstackSettings(_Section):
+    """The local Kafka + Redis that `make run` and the tests start."""
+
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    deploy_dir: Path | None = Field(
+        default=None,
+        description="Holds kafka/pom.xml and redis/redis.conf; default: the checkout's deploy/.",
+    )
+    kafka_heap: str = Field(default="768m", pattern=r"^\d+[mMgG]$")
+    start_timeout_s: float = Field(default=90.0, gt=0)
+
+
+class LogSettings(_Section):
+    """Log level and format (JSON when not on a terminal, readable console otherwise)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Settings(BaseSettings):
+    """All of omnirouter's settings; each component reads its own section."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    devstack: DevstackSettings = Field(default_factory=DevstackSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+
+def _unknown_environment_keys(environ: Mapping[str, str]) -> list[str]:
+    # pydantic-settings rejects unknown nested keys but silently ignores an unknown top-level
+    # OMNIROUTER_* variable, so a misspelt section name would go unnoticed without this check.
+    sections = {name.upper() for name in Settings.model_fields}
+    unknown = []
+    for key in environ:
+        if not key.upper().startswith(ENV_PREFIX):
+            continue
+        section = key[len(ENV_PREFIX) :].upper().split("__", 1)[0]
+        if section not in sections and not key.upper().startswith(f"{ENV_PREFIX}TEST_"):
+            unknown.append(key)
+    return sorted(unknown)
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment, turning every mistake into one readable line.
+
+    Raises:
+        ConfigurationError: a variable is unknown or its value is invalid.
+    """
+    unknown = _unknown_environment_keys(os.environ)
+    if unknown:
+        known = ", ".join(f"{ENV_PREFIX}{name.upper()}__*" for name in Settings.model_fields)
+        raise ConfigurationError(f"unknown setting {unknown[0]} (known: {known})")
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming the environment variable at fault and what is wrong with it."""
+    first = exc.errors()[0]
+    variable = ENV_PREFIX + "__".join(str(part).upper() for part in first["loc"])
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown setting"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"invalid setting {variable}: {message}{more}"

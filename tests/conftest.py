@@ -1,0 +1,72 @@
+"""Session fixtures: a real Kafka broker and redis-server, unique topics and key prefixes."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from omnirouter.connections import ensure_topics
+from omnirouter.devstack import StackAddresses
+from support.stack import provision
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackAddresses]:
+    """The session's real Kafka + Redis. A stack that cannot start fails the test; never skips."""
+    source, running = provision(tmp_path_factory.mktemp("devstack"))
+    try:
+        addresses = running.__enter__()
+    except Exception as exc:
+        pytest.fail(f"the real Kafka/Redis stack ({source}) did not start: {exc}", pytrace=False)
+    try:
+        yield addresses
+    finally:
+        running.__exit__(None, None, None)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40]
+
+
+@pytest.fixture
+def unique_id(request: pytest.FixtureRequest) -> str:
+    """A short id naming this test, unique across runs sharing a broker."""
+    return f"{_slug(request.node.name)}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def topic_factory(stack: StackAddresses, unique_id: str) -> Callable[..., str]:
+    """Create topics private to this test: ``topic_factory("inbound", partitions=3)``."""
+
+    def create(name: str, *, partitions: int = 1) -> str:
+        topic = f"test.{unique_id}.{name}"
+        ensure_topics(stack.kafka_bootstrap_servers, [(topic, partitions, {})])
+        return topic
+
+    return create
+
+
+@pytest.fixture
+def redis_prefix(stack: StackAddresses, unique_id: str) -> Iterator[str]:
+    """A Redis key prefix private to this test; its keys are deleted afterwards."""
+    prefix = f"test:{unique_id}"
+    yield prefix
+    client = redis.Redis.from_url(stack.redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_client(stack: StackAddresses) -> Iterator[redis.Redis]:
+    """A synchronous Redis client on the session's server."""
+    client = redis.Redis.from_url(stack.redis_url)
+    yield client
+    client.close()

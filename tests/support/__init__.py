@@ -1,0 +1,1 @@
+"""Test support: the real Kafka + Redis the suite runs on, and polling helpers."""
