@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from omnirouter.connections import ensure_topics
+from omnirouter.connections import TopicRequest, ensure_topics
 from omnirouter.devstack import StackAddresses
 from support.stack import provision
 
@@ -44,7 +44,7 @@ def topic_factory(stack: StackAddresses, unique_id: str) -> Callable[..., str]:
 
     def create(name: str, *, partitions: int = 1) -> str:
         topic = f"test.{unique_id}.{name}"
-        ensure_topics(stack.kafka_bootstrap_servers, [(topic, partitions, {})])
+        ensure_topics(stack.kafka_bootstrap_servers, [TopicRequest(topic, partitions)])
         return topic
 
     return create

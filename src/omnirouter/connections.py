@@ -11,7 +11,7 @@ import contextlib
 import socket
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 from kafka import KafkaAdminClient, KafkaProducer
@@ -110,15 +110,21 @@ def create_producer(bootstrap_servers: str, *, client_id: str, **overrides: Any)
     return KafkaProducer(**config)
 
 
-def ensure_topics(
-    bootstrap_servers: str,
-    topics: Iterable[tuple[str, int, dict[str, str]]],
-    *,
-    replication_factor: int = 1,
-) -> list[str]:
+class TopicRequest(NamedTuple):
+    """A topic to create when missing."""
+
+    name: str
+    partitions: int
+    configs: dict[str, str] = {}  # noqa: RUF012 - NamedTuple defaults are never mutated here
+    replication_factor: int = 1
+
+
+def ensure_topics(bootstrap_servers: str, topics: Iterable[TopicRequest]) -> list[str]:
     """Create the topics that do not exist yet; returns the names created.
 
-    Each item is (name, partitions, topic configs). Existing topics are left as they are.
+    Existing topics are left as they are. A replication factor larger than the cluster is
+    lowered to the number of brokers, so the catalogue's production values (replication 3) also
+    create topics on a one-node devstack.
     """
     admin = KafkaAdminClient(
         bootstrap_servers=[s.strip() for s in bootstrap_servers.split(",")],
@@ -126,10 +132,16 @@ def ensure_topics(
     )
     try:
         existing = set(admin.list_topics())
+        brokers = max(1, len(admin.describe_cluster().get("brokers", [])))
         wanted = [
-            NewTopic(name, partitions, replication_factor, topic_configs=configs)
-            for name, partitions, configs in topics
-            if name not in existing
+            NewTopic(
+                topic.name,
+                topic.partitions,
+                min(topic.replication_factor, brokers),
+                topic_configs=dict(topic.configs),
+            )
+            for topic in topics
+            if topic.name not in existing
         ]
         if not wanted:
             return []

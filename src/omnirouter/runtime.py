@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from omnirouter.connections import ensure_topics, wait_for_kafka, wait_for_redis
+from omnirouter.connections import TopicRequest, ensure_topics, wait_for_kafka, wait_for_redis
 from omnirouter.devstack import DevStack, StackAddresses
 from omnirouter.errors import ServiceUnreachableError
 from omnirouter.events.topics import TOPICS, topic_name
@@ -47,14 +47,15 @@ def connect_services(settings: Settings, *, start_devstack: bool) -> StackAddres
     return StackAddresses(kafka, redis_url)
 
 
-def catalogue_topics(settings: Settings) -> list[tuple[str, int, dict[str, str]]]:
+def catalogue_topics(settings: Settings) -> list[TopicRequest]:
     """(name, partitions, configs) of every catalogue topic, named with this deployment's prefix."""
     topics = []
     for spec in TOPICS:
         configs: dict[str, str] = {"cleanup.policy": spec.cleanup_policy}
         if spec.retention_ms is not None:
             configs["retention.ms"] = str(spec.retention_ms)
-        topics.append((topic_name(spec, settings.kafka.topic_prefix), spec.partitions, configs))
+        name = topic_name(spec, settings.kafka.topic_prefix)
+        topics.append(TopicRequest(name, spec.partitions, configs, spec.replication_factor))
     return topics
 
 
