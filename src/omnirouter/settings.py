@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from omnirouter.errors import ConfigurationError
+from omnirouter.pipeline.identity.policy import IdentityPolicy
 
 ENV_PREFIX = "OMNIROUTER_"
 
@@ -104,6 +105,16 @@ class LogSettings(_Section):
         return value.upper() if isinstance(value, str) else value
 
 
+class PipelineSettings(_Section):
+    """How stream workers consume: batch size and how long to wait to fill a batch."""
+
+    batch_max: int = Field(default=500, ge=1, le=10_000)
+    batch_within_s: float = Field(default=0.05, gt=0, le=5)
+    retry_max_backoff_s: float = Field(
+        default=5.0, gt=0, description="Longest pause between retries while Redis is down."
+    )
+
+
 class Settings(BaseSettings):
     """All of omnirouter's settings; each component reads its own section."""
 
@@ -118,6 +129,8 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     devstack: DevstackSettings = Field(default_factory=DevstackSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    identity: IdentityPolicy = Field(default_factory=IdentityPolicy)
 
 
 def _unknown_environment_keys(environ: Mapping[str, str]) -> list[str]:

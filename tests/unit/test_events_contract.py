@@ -157,24 +157,15 @@ def test_received_at_defaults_to_an_aware_utc_now() -> None:
     assert inbound().received_at.utcoffset() is not None
 
 
-@pytest.mark.parametrize(
-    "phone", ["15550102345", "+05550102345", "+1 555 010 2345", "+12345", "+1555010234567890"]
-)
-def test_phone_not_in_e164_is_rejected(phone: str) -> None:
-    with pytest.raises(ValidationError, match=r"E\.164"):
-        Identifier(kind=IdentifierKind.PHONE, value=phone)
+@pytest.mark.parametrize("value", ["+1 (555) 010-2345", "Ana@Example.com ", "", "x" * 10_240])
+def test_inbound_identifiers_keep_raw_values_for_the_identity_worker(value: str) -> None:
+    """One malformed identifier must not make the whole event undecodable."""
+    assert Identifier(kind=IdentifierKind.PHONE, value=value).value == value
 
 
-@pytest.mark.parametrize("email", ["ada", "@example.com", "ada@", "a@b@c", "ada lovelace@x.org"])
-def test_email_without_one_at_and_non_empty_sides_is_rejected(email: str) -> None:
-    with pytest.raises(ValidationError, match="email"):
-        Identifier(kind=IdentifierKind.EMAIL, value=email)
-
-
-@pytest.mark.parametrize("value", ["", "   ", "x" * 321])
-def test_blank_or_overlong_identifier_value_is_rejected(value: str) -> None:
+def test_identifier_longer_than_the_wire_limit_is_rejected() -> None:
     with pytest.raises(ValidationError):
-        Identifier(kind=IdentifierKind.ACCOUNT_NUMBER, value=value)
+        Identifier(kind=IdentifierKind.ACCOUNT_NUMBER, value="x" * 16_385)
 
 
 def test_identifier_address_is_kind_and_value_with_network_only_for_handles() -> None:
@@ -273,12 +264,11 @@ def test_undecodable_bytes_become_a_dead_letter_keeping_the_original_bytes(
 
 def test_validation_failure_reason_names_the_field_path() -> None:
     payload = orjson.loads(encode(inbound()))
-    payload["identifiers"][0]["value"] = "not-a-phone"
+    payload["identifiers"][0]["kind"] = "fax"
     with pytest.raises(UndecodableEvent) as caught:
         decode(InteractionEvent, orjson.dumps(payload))
     assert caught.value.code == "validation_failed"
-    assert caught.value.reason.startswith("validation failed: identifiers.0: ")
-    assert "E.164" in caught.value.reason
+    assert caught.value.reason.startswith("validation failed: identifiers.0.kind: ")
 
 
 def test_validation_failure_reason_lists_at_most_three_errors() -> None:

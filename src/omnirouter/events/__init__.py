@@ -6,10 +6,14 @@ else from omnirouter.
 
 from omnirouter.events.identifiers import (
     MAX_IDENTIFIER_LENGTH,
+    MAX_RAW_IDENTIFIER_LENGTH,
     Identifier,
     IdentifierKind,
     ProviderName,
+    RejectedIdentifier,
+    identifier_from_address,
 )
+from omnirouter.events.identity import CustomerUnmerged, MergeReview
 from omnirouter.events.models import (
     DEFAULT_TENANT,
     MAX_TEXT_CHARS,
@@ -67,6 +71,7 @@ __all__ = [
     "DEFAULT_TOPIC_PREFIX",
     "EVENT_SCHEMA_DIR",
     "MAX_IDENTIFIER_LENGTH",
+    "MAX_RAW_IDENTIFIER_LENGTH",
     "MAX_TEXT_CHARS",
     "RETAIN_FOREVER",
     "SCHEMA_VERSION",
@@ -80,6 +85,7 @@ __all__ = [
     "Channel",
     "Content",
     "CustomerMerged",
+    "CustomerUnmerged",
     "DeadLetter",
     "Direction",
     "EntityId",
@@ -88,9 +94,11 @@ __all__ = [
     "IdentifierKind",
     "InteractionEvent",
     "InteractionKind",
+    "MergeReview",
     "ProviderName",
     "ProviderRefs",
     "ReasonValue",
+    "RejectedIdentifier",
     "ResolvedInteraction",
     "RoutingDecision",
     "RoutingOutcome",
@@ -103,6 +111,7 @@ __all__ = [
     "derived_event_id",
     "encode",
     "export_schemas",
+    "identifier_from_address",
     "message_models",
     "render_schemas",
     "schema_drift",

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 __all__ = [
     "MAX_IDENTIFIER_LENGTH",
+    "MAX_RAW_IDENTIFIER_LENGTH",
     "Identifier",
     "IdentifierKind",
     "ProviderName",
+    "RejectedIdentifier",
+    "identifier_from_address",
 ]
 
 # 320 = 64 (local part) + 1 + 255 (domain): the longest e-mail address RFC 3696 allows, and
-# comfortably longer than any phone number, handle or account number we expect.
+# comfortably longer than any phone number, handle or account number we expect. The identity
+# worker rejects longer values; the wire accepts up to MAX_RAW_IDENTIFIER_LENGTH so that one bad
+# identifier costs only itself, not the whole event.
 MAX_IDENTIFIER_LENGTH = 320
-
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-# Shape only: real normalization (lower-casing, IDNA, phonenumbers) is the identity worker's job.
-_EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+$")
+MAX_RAW_IDENTIFIER_LENGTH = 16_384
 
 ProviderName = Annotated[
     str,
@@ -43,26 +44,22 @@ class IdentifierKind(StrEnum):
 
 
 class Identifier(BaseModel):
-    """One way to reach or recognise a customer, e.g. a phone number or an e-mail address."""
+    """One way to reach or recognise a customer, e.g. a phone number or an e-mail address.
+
+    On ``interactions.inbound`` the value is as the channel saw it ("+1 (555) 010-2345",
+    "Ana@Example.com "): adapters stay simple and the identity worker normalizes every value in
+    one place (E.164 phones, lower-cased e-mail), dropping the malformed ones with a reason. From
+    ``interactions.resolved`` on, values are normalized.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: IdentifierKind
-    value: str = Field(min_length=1, max_length=MAX_IDENTIFIER_LENGTH)
+    value: str = Field(max_length=MAX_RAW_IDENTIFIER_LENGTH)
     provider: ProviderName | None = Field(
         default=None,
         description='Network the value belongs to, e.g. "whatsapp", or "twitter" for a handle.',
     )
-
-    @model_validator(mode="after")
-    def _check_shape(self) -> Self:
-        if not self.value.strip():
-            raise ValueError("identifier value must not be blank")
-        if self.kind is IdentifierKind.PHONE and not _E164.match(self.value):
-            raise ValueError("phone must be in E.164 form, e.g. +15550102345")
-        if self.kind is IdentifierKind.EMAIL and not _EMAIL_SHAPE.match(self.value):
-            raise ValueError("email must be local@domain with no whitespace")
-        return self
 
     @property
     def address(self) -> str:
@@ -72,3 +69,26 @@ class Identifier(BaseModel):
         if self.kind is IdentifierKind.SOCIAL_HANDLE and self.provider is not None:
             return f"{self.kind}:{self.provider}:{self.value}"
         return f"{self.kind}:{self.value}"
+
+
+class RejectedIdentifier(BaseModel):
+    """An identifier the identity worker could not use, and why (kept so nothing vanishes)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: IdentifierKind
+    value_preview: str = Field(
+        max_length=64, description="The start of the raw value (long values are cut)."
+    )
+    value_length: int = Field(ge=0)
+    reason: str = Field(min_length=1)
+
+
+def identifier_from_address(address: str) -> Identifier:
+    """The identifier an address names: the inverse of :attr:`Identifier.address`."""
+    kind_text, _, rest = address.partition(":")
+    kind = IdentifierKind(kind_text)
+    if kind is IdentifierKind.SOCIAL_HANDLE and ":" in rest:
+        provider, _, value = rest.partition(":")
+        return Identifier(kind=kind, value=value, provider=provider)
+    return Identifier(kind=kind, value=rest)

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from omnirouter.events.identifiers import Identifier, ProviderName
+from omnirouter.events.identifiers import Identifier, ProviderName, RejectedIdentifier
 
 SCHEMA_VERSION = 1
 """The schema version this code writes."""
@@ -188,6 +188,15 @@ class ResolvedInteraction(EventEnvelope):
     is_new_customer: bool
     merged_customer_ids: tuple[EntityId, ...] = Field(
         default=(), description="Customer ids absorbed into customer_id while resolving this event."
+    )
+    identifiers: tuple[Identifier, ...] = Field(
+        default=(), description="The event's identifiers after normalization (E.164, lower-case)."
+    )
+    rejected_identifiers: tuple[RejectedIdentifier, ...] = Field(
+        default=(), description="Identifiers dropped as malformed or blocked, with the reason."
+    )
+    review_ids: tuple[EntityId, ...] = Field(
+        default=(), description="Merge-review items this event raised instead of merging."
     )
 
 

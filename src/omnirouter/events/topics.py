@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from omnirouter.events.identity import CustomerUnmerged, MergeReview
 from omnirouter.events.models import (
     CaseRouted,
     CustomerMerged,
@@ -110,6 +111,25 @@ TOPICS: tuple[TopicSpec, ...] = (
         retention_ms=RETAIN_FOREVER,
         cleanup_policy="delete",
         description="Customer records found to be one person, and which identifiers moved.",
+    ),
+    TopicSpec(
+        key="customers.unmerged",
+        model=CustomerUnmerged,
+        key_description="customer_id that was split (the former survivor)",
+        partitions=6,
+        # History, like merges: replaying merges without the splits would rebuild wrong customers.
+        retention_ms=RETAIN_FOREVER,
+        cleanup_policy="delete",
+        description="Operator splits of merged customers, along the recorded merge history.",
+    ),
+    TopicSpec(
+        key="identity.reviews",
+        model=MergeReview,
+        key_description="customer_id the event was attributed to",
+        partitions=3,
+        retention_ms=30 * _DAY_MS,
+        cleanup_policy="delete",
+        description="Merges the identity guardrails stopped, for a person to decide.",
     ),
     TopicSpec(
         key="cases.routed",

@@ -1,0 +1,108 @@
+"""Every Redis key omnirouter writes, in one place, with the hash-tag choice next to it.
+
+Redis Cluster runs a Lua script or MULTI only when all of its keys share one hash slot, and the
+slot is chosen by the part of the key inside ``{…}``. Each group below names its tag and why.
+Keys are prefixed by ``RedisSettings.key_prefix`` (default ``omni``) so several deployments, or
+many tests, can share one Redis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omnirouter.events import DEFAULT_TENANT
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityKeys:
+    """Identity resolution state of one tenant.
+
+    Hash tag: ``{<prefix>:idn:<tenant>}`` — one slot per tenant. Resolving an event reads and
+    writes identifiers of *several* customers at once (a merge), so per-customer tags would
+    put one atomic step on many slots; the identity index of a tenant is one unit instead.
+    Large deployments spread by tenant.
+    """
+
+    prefix: str
+    tenant: str = DEFAULT_TENANT
+
+    @property
+    def tag(self) -> str:
+        """The hash-tagged stem every identity key of this tenant starts with."""
+        return f"{{{self.prefix}:idn:{self.tenant}}}"
+
+    @property
+    def identifier_owner(self) -> str:
+        """HASH identifier address ("phone:+15550102345") -> customer_id that owns it."""
+        return f"{self.tag}:owner"
+
+    @property
+    def identifier_joins(self) -> str:
+        """HASH identifier address -> how many customers it has brought together (guardrail)."""
+        return f"{self.tag}:joins"
+
+    @property
+    def alias(self) -> str:
+        """HASH absorbed customer_id -> the customer that absorbed it (followed to the root)."""
+        return f"{self.tag}:alias"
+
+    @property
+    def sequence(self) -> str:
+        """STRING counter: the creation order of customers ("the oldest survives")."""
+        return f"{self.tag}:seq"
+
+    @property
+    def processed(self) -> str:
+        """HASH event_id -> the resolution it produced (replays return it, changing nothing)."""
+        return f"{self.tag}:processed"
+
+    @property
+    def processed_at(self) -> str:
+        """ZSET event_id scored by when it was resolved, to expire ``processed`` entries."""
+        return f"{self.tag}:processed:at"
+
+    @property
+    def split_pairs(self) -> str:
+        """SET of "a|b" customer pairs an operator split; they are never merged again silently."""
+        return f"{self.tag}:split"
+
+    @property
+    def reviews(self) -> str:
+        """HASH review_id -> merge-review item (JSON)."""
+        return f"{self.tag}:reviews"
+
+    @property
+    def reviews_open(self) -> str:
+        """ZSET review_id scored by creation time (ms): the open review queue."""
+        return f"{self.tag}:reviews:open"
+
+    @property
+    def customer_stem(self) -> str:
+        """Stem of per-customer keys; the Lua scripts append the id and a suffix."""
+        return f"{self.tag}:cus:"
+
+    def customer(self, customer_id: str) -> str:
+        """HASH seq, status, created_at_ms, merged_into of one customer."""
+        return f"{self.customer_stem}{customer_id}"
+
+    def customer_identifiers(self, customer_id: str) -> str:
+        """SET of the identifier addresses a customer owns."""
+        return f"{self.customer_stem}{customer_id}:ids"
+
+    def customer_merges(self, customer_id: str) -> str:
+        """LIST of merges into this customer, oldest first (JSON): the history unmerge follows."""
+        return f"{self.customer_stem}{customer_id}:merges"
+
+    def script_keys(self) -> list[str]:
+        """The fixed keys passed to the identity Lua scripts, in the order they expect."""
+        return [
+            self.identifier_owner,
+            self.identifier_joins,
+            self.alias,
+            self.sequence,
+            self.processed,
+            self.processed_at,
+            self.split_pairs,
+            self.reviews,
+            self.reviews_open,
+        ]
