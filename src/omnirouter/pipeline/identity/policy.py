@@ -67,7 +67,9 @@ class IdentityPolicy(BaseModel):
 
     @field_validator("blocked_patterns")
     @classmethod
-    def _patterns_compile(cls, value: dict[IdentifierKind, list[str]]) -> dict[IdentifierKind, list[str]]:
+    def _patterns_compile(
+        cls, value: dict[IdentifierKind, list[str]]
+    ) -> dict[IdentifierKind, list[str]]:
         for kind, patterns in value.items():
             for pattern in patterns:
                 try:
@@ -78,7 +80,9 @@ class IdentityPolicy(BaseModel):
 
     @cached_property
     def _compiled(self) -> dict[IdentifierKind, list[re.Pattern[str]]]:
-        return {k: [re.compile(p, re.IGNORECASE) for p in v] for k, v in self.blocked_patterns.items()}
+        return {
+            k: [re.compile(p, re.IGNORECASE) for p in v] for k, v in self.blocked_patterns.items()
+        }
 
     def max_customers(self, kind: IdentifierKind) -> int:
         """The join limit of ``kind``; kinds not listed are not limited."""

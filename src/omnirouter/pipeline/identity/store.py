@@ -172,9 +172,7 @@ def _resolution(raw: bytes, replayed: bool) -> Resolution:
 class RedisIdentityStore:
     """Identity state of every tenant in one Redis (or Redis Cluster: one slot per tenant)."""
 
-    def __init__(
-        self, client: aioredis.Redis, *, key_prefix: str, policy: IdentityPolicy
-    ) -> None:
+    def __init__(self, client: aioredis.Redis, *, key_prefix: str, policy: IdentityPolicy) -> None:
         """Use ``client``; keys start with ``key_prefix``; guardrails come from ``policy``."""
         self._client = client
         self._prefix = key_prefix
@@ -222,7 +220,11 @@ class RedisIdentityStore:
             UnmergeRefused: the customer is unknown, was itself merged, or has no such merge.
         """
         keys = self.keys(tenant)
-        payload = {"survivor": customer_id, "absorbed": absorbed_id or "", "now": int(time.time() * 1000)}
+        payload = {
+            "survivor": customer_id,
+            "absorbed": absorbed_id or "",
+            "now": int(time.time() * 1000),
+        }
         try:
             raw = await self._unmerge(
                 keys=keys.script_keys(), args=[keys.customer_stem, orjson.dumps(payload)]
@@ -249,7 +251,7 @@ class RedisIdentityStore:
             nxt = await self._client.hget(keys.alias, root)
             if nxt is None:
                 break
-            root = nxt.decode()
+            root = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hgetall(keys.customer(root))
             pipe.smembers(keys.customer_identifiers(root))
@@ -262,16 +264,14 @@ class RedisIdentityStore:
             status=fields[b"status"].decode(),
             seq=int(fields[b"seq"]),
             merged_into=fields[b"merged_into"].decode() if b"merged_into" in fields else None,
-            identifiers=tuple(
-                identifier_from_address(a.decode()) for a in sorted(addresses)
-            ),
+            identifiers=tuple(identifier_from_address(a.decode()) for a in sorted(addresses)),
             merges=tuple(_merge(orjson.loads(m)) for m in merges),
         )
 
     async def open_reviews(self, tenant: str, *, limit: int = 100) -> list[ReviewItem]:
         """Merge reviews waiting for a person, oldest first."""
         keys = self.keys(tenant)
-        ids = await self._client.zrange(keys.reviews_open, 0, limit - 1)
+        ids: list[Any] = list(await self._client.zrange(keys.reviews_open, 0, limit - 1))
         if not ids:
             return []
         raw = await self._client.hmget(keys.reviews, ids)

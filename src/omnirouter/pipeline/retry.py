@@ -1,0 +1,65 @@
+"""Waiting out Redis and Kafka outages without losing or skipping anything."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import redis.exceptions
+from kafka.errors import KafkaError as KafkaPythonError
+
+from omnirouter.logs import get_logger
+
+T = TypeVar("T")
+log = get_logger(__name__)
+
+# Failures that pass: a restarting Redis, a broker moving leadership. Anything else is a bug or
+# bad data, and is handled by isolating the event that causes it, not by retrying forever.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+    ConnectionError,
+    TimeoutError,
+    KafkaPythonError,
+)
+
+try:  # aiokafka is faust's transport; its errors are transient in the same way.
+    from aiokafka.errors import KafkaError as AioKafkaError
+
+    TRANSIENT_ERRORS = (*TRANSIENT_ERRORS, AioKafkaError)
+except ImportError:  # pragma: no cover - aiokafka always comes with faust-streaming
+    pass
+
+
+async def until_it_succeeds(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    max_backoff_s: float,
+    first_backoff_s: float = 0.05,
+) -> T:
+    """Run ``operation`` until it succeeds, backing off exponentially on transient errors.
+
+    The caller's offsets are not committed meanwhile, so the stream pauses instead of skipping:
+    a Redis restart costs latency, never an event.
+    """
+    backoff = first_backoff_s
+    attempt = 0
+    while True:
+        try:
+            return await operation()
+        except TRANSIENT_ERRORS as exc:
+            attempt += 1
+            log.warning(
+                "retrying",
+                what=what,
+                attempt=attempt,
+                error=f"{type(exc).__name__}: {exc}",
+                backoff_s=round(backoff, 3),
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff_s)

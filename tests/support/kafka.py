@@ -1,0 +1,97 @@
+"""Reading what the pipeline published, from the real broker, without blocking the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record read back from a topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+class TopicReader:
+    """Reads topics from the beginning (no consumer group) and keeps every record seen."""
+
+    def __init__(self, bootstrap_servers: str, topics: list[str]) -> None:
+        self._bootstrap = bootstrap_servers
+        self._topics = topics
+        self._consumer: AIOKafkaConsumer | None = None
+        self.records: list[Record] = []
+
+    async def __aenter__(self) -> TopicReader:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await self._consumer.start()
+        partitions = []
+        for topic in self._topics:
+            for partition in self._consumer.partitions_for_topic(topic) or await self._partitions(
+                topic
+            ):
+                partitions.append(TopicPartition(topic, partition))
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
+        return self
+
+    async def _partitions(self, topic: str) -> set[int]:
+        assert self._consumer is not None
+        await self._consumer._client.force_metadata_update()
+        return self._consumer.partitions_for_topic(topic) or {0}
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def poll(self) -> None:
+        """Append whatever arrived since the last poll."""
+        assert self._consumer is not None
+        batches = await self._consumer.getmany(timeout_ms=100)
+        for tp, messages in batches.items():
+            for m in messages:
+                self.records.append(Record(tp.topic, tp.partition, m.offset, m.key, m.value))
+
+    def on(self, topic: str) -> list[Record]:
+        """The records read so far from ``topic``."""
+        return [r for r in self.records if r.topic == topic]
+
+    async def wait_for(
+        self,
+        probe: Callable[[TopicReader], T | None],
+        *,
+        timeout_s: float = 30.0,
+        what: str = "records",
+    ) -> T:
+        """Poll until ``probe(self)`` is truthy; fail after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            await self.poll()
+            value = probe(self)
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"timed out after {timeout_s:g} s waiting for {what}; have "
+                    f"{ {t: len(self.on(t)) for t in self._topics} }"
+                )
+            await asyncio.sleep(0)
+
+    def decoded(self, topic: str, model: type[Any]) -> list[Any]:
+        """The records of ``topic`` parsed as ``model``."""
+        return [model.model_validate_json(r.value) for r in self.on(topic)]
