@@ -7,6 +7,7 @@ ends with one readable line on stderr and a non-zero exit status, never a traceb
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import signal
 import sys
@@ -35,6 +36,28 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", type=Path, help="devstack state directory")
 
     commands.add_parser("check", help="check that the configured Kafka and Redis answer")
+    for name, text in (
+        ("worker", "run the pipeline workers (identity) until SIGTERM"),
+        ("serve", "serve the HTTP API until SIGTERM"),
+    ):
+        long_running = commands.add_parser(name, help=text)
+        long_running.add_argument(
+            "--ready-file", type=Path, help="touch this file once started (for supervisors)"
+        )
+
+    identity = commands.add_parser("identity", help="inspect and correct identity resolution")
+    identity.add_argument("--tenant", default="default")
+    identity_commands = identity.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = identity_commands.add_parser("show", help="a customer, its identifiers and merges")
+    show.add_argument("customer_id")
+    identity_commands.add_parser("reviews", help="merges the guardrails held for a person")
+    unmerge = identity_commands.add_parser(
+        "unmerge", help="split a merged customer back along its merge history"
+    )
+    unmerge.add_argument("customer_id", help="the customer that absorbed the other")
+    unmerge.add_argument("--absorbed", help="which absorbed customer (default: the latest merge)")
+    unmerge.add_argument("--operator", required=True, help="who splits (recorded in the event)")
+    unmerge.add_argument("--reason", default="", help="why (recorded in the event)")
 
     devstack = commands.add_parser("devstack", help="local Kafka + Redis for development")
     devstack_commands = devstack.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -84,6 +107,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _check(settings)
     if args.command == "run":
         return _run(args, settings)
+    if args.command in ("worker", "serve"):
+        return _long_running(args.command, settings, args.ready_file)
+    if args.command == "identity":
+        return asyncio.run(_identity(args, settings))
     raise AssertionError(args.command)  # argparse only accepts the commands above
 
 
@@ -168,6 +195,63 @@ def _check(settings: Settings) -> int:
     print(f"kafka  {addresses.kafka_bootstrap_servers}  ok")
     print(f"redis  {addresses.redis_url}  ok")
     return 0
+
+
+def _long_running(command: str, settings: Settings, ready_file: Path | None) -> int:
+    from omnirouter.assembly import run_workers, serve_http
+    from omnirouter.runtime import connect_services
+
+    addresses = connect_services(settings, start_devstack=False)
+    body = run_workers if command == "worker" else serve_http
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await body(settings, addresses, stop, ready_file)
+
+    asyncio.run(main())
+    return 0
+
+
+async def _identity(args: argparse.Namespace, settings: Settings) -> int:
+    from omnirouter.assembly import identity_operations
+    from omnirouter.pipeline.identity.store import UnmergeRefused
+    from omnirouter.runtime import connect_services
+
+    addresses = await asyncio.to_thread(connect_services, settings, start_devstack=False)
+    async with identity_operations(settings, addresses) as operations:
+        if args.action == "show":
+            record = await operations.customer(args.customer_id, tenant=args.tenant)
+            if record is None:
+                raise OmnirouterError(f"unknown customer {args.customer_id}")
+            print(f"customer  {record.customer_id}  ({record.status})")
+            for identifier in record.identifiers:
+                print(f"  {identifier.address}")
+            for merge in record.merges:
+                print(f"  merged {merge.absorbed_id} via {', '.join(merge.linking) or '-'}")
+            return 0
+        if args.action == "reviews":
+            for review in await operations.open_reviews(tenant=args.tenant):
+                print(f"{review.review_id}  {' + '.join(review.customer_ids)}  {review.reason}")
+            return 0
+        try:
+            outcome = await operations.unmerge(
+                args.customer_id,
+                absorbed_id=args.absorbed,
+                operator=args.operator,
+                reason=args.reason,
+                tenant=args.tenant,
+            )
+        except UnmergeRefused as exc:
+            raise OmnirouterError(f"cannot unmerge: {exc}") from None
+        split = outcome.split
+        print(
+            f"split {split.restored_id} from {split.survivor_id}; "
+            f"restored {len(split.restored)} identifier(s); event {outcome.event.event_id}"
+        )
+        return 0
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,17 +1,29 @@
 """Bringing up the router on one machine: services first, then the router's own processes.
 
-Later issues add the gateway, pipeline workers, desktop and ops dashboard to :class:`Router`;
-what it does today is find or start Kafka and Redis, create the topic catalogue and say where
-everything listens.
+:class:`Router` finds or starts Kafka and Redis, creates the topic catalogue, starts the
+pipeline workers and the HTTP API as child processes, and says where everything listens. Later
+issues add the gateway, desktop and ops dashboard to it.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from omnirouter.connections import TopicRequest, ensure_topics, wait_for_kafka, wait_for_redis
 from omnirouter.devstack import DevStack, StackAddresses
-from omnirouter.errors import ServiceUnreachableError
+from omnirouter.devstack.network import free_port
+from omnirouter.devstack.processes import die_with_parent
+from omnirouter.errors import ServiceUnreachableError, StackError
 from omnirouter.events.topics import TOPICS, topic_name
 from omnirouter.logs import get_logger
 from omnirouter.settings import Settings
@@ -59,18 +71,33 @@ def catalogue_topics(settings: Settings) -> list[TopicRequest]:
     return topics
 
 
+@dataclass
+class _Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    ready_file: Path
+
+
 class Router:
-    """Everything `omnirouter run` starts, stopped in reverse order."""
+    """Everything `omnirouter run` starts, stopped in reverse order.
+
+    The pipeline workers and the HTTP API run as child processes of their own (as they would
+    in production), tied to this one so that nothing outlives it.
+    """
 
     def __init__(self, settings: Settings, *, progress: Callable[[str], None]) -> None:
         """Prepare to run with ``settings``; ``progress`` receives one line per start-up step."""
         self._settings = settings
         self._progress = progress
         self._stack: DevStack | None = None
+        self._children: list[_Child] = []
+        self._runtime_dir: Path | None = None
         self.addresses: StackAddresses | None = None
+        self.api_port: int | None = None
+        self.admin_token: str | None = None
 
     def start(self) -> None:
-        """Start (or connect to) Kafka and Redis and create the topics."""
+        """Start (or connect to) Kafka and Redis, create the topics, start the processes."""
         settings = self._settings
         if settings.kafka.bootstrap_servers is None or settings.redis.url is None:
             self._progress("starting devstack (Kafka broker and redis-server)")
@@ -82,21 +109,85 @@ class Router:
         self._progress("creating topics")
         created = ensure_topics(self.addresses.kafka_bootstrap_servers, catalogue_topics(settings))
         log.info("topics ready", created=created)
+        self._runtime_dir = Path(tempfile.mkdtemp(prefix="omnirouter-run-"))
+        env = self._child_environment()
+        self._progress("starting pipeline workers (identity)")
+        self._spawn("worker", env)
+        self._progress(f"starting HTTP API on {settings.api.host}:{self.api_port}")
+        self._spawn("serve", env)
+        for child in self._children:
+            self._wait_ready(child)
+
+    def _child_environment(self) -> dict[str, str]:
+        assert self.addresses is not None
+        env = dict(os.environ)
+        env["OMNIROUTER_KAFKA__BOOTSTRAP_SERVERS"] = self.addresses.kafka_bootstrap_servers
+        env["OMNIROUTER_REDIS__URL"] = self.addresses.redis_url
+        api = self._settings.api
+        self.api_port = api.port or free_port()
+        env["OMNIROUTER_API__PORT"] = str(self.api_port)
+        if api.admin_token is None:
+            # A fresh operator token per run, printed in the banner, so the API is usable at once
+            # without ever being open.
+            self.admin_token = secrets.token_urlsafe(24)
+            env["OMNIROUTER_API__ADMIN_TOKEN"] = self.admin_token
+        return env
+
+    def _spawn(self, command: str, env: dict[str, str]) -> None:
+        assert self._runtime_dir is not None
+        ready = self._runtime_dir / f"{command}.ready"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "omnirouter.cli", command, "--ready-file", str(ready)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+        self._children.append(_Child(command, process, ready))
+
+    def _wait_ready(self, child: _Child) -> None:
+        deadline = time.monotonic() + 120
+        while not child.ready_file.exists():
+            code = child.process.poll()
+            if code is not None:
+                raise StackError(
+                    f"omnirouter {child.name} exited with status {code} while starting"
+                )
+            if time.monotonic() > deadline:
+                raise StackError(f"omnirouter {child.name} did not start within 120 s")
+            time.sleep(0.1)
 
     def banner(self) -> str:
         """Where everything listens, for the terminal."""
         assert self.addresses is not None, "start() first"
+        api = f"http://{self._settings.api.host}:{self.api_port}"
         lines = [
             "omnirouter is running",
-            f"  kafka   {self.addresses.kafka_bootstrap_servers}",
-            f"  redis   {self.addresses.redis_url}",
-            f"  topics  {self._settings.kafka.topic_prefix}*  ({len(TOPICS)} in the catalogue)",
-            "Press Ctrl-C to stop.",
+            f"  kafka    {self.addresses.kafka_bootstrap_servers}",
+            f"  redis    {self.addresses.redis_url}",
+            f"  topics   {self._settings.kafka.topic_prefix}*  ({len(TOPICS)} in the catalogue)",
+            f"  workers  identity  (pid {self._children[0].process.pid})",
+            f"  api      {api}  (docs {api}/docs)",
         ]
+        if self.admin_token is not None:
+            lines.append(f"  operator token  {self.admin_token}  (Authorization: Bearer …)")
+        lines.append("Press Ctrl-C to stop.")
         return "\n".join(lines)
 
     def stop(self) -> None:
-        """Stop what :meth:`start` started."""
+        """Stop what :meth:`start` started, newest first."""
+        for child in reversed(self._children):
+            if child.process.poll() is None:
+                self._progress(f"stopping {child.name}")
+                child.process.send_signal(signal.SIGTERM)
+            try:
+                child.process.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait(timeout=10)
+        self._children.clear()
+        if self._runtime_dir is not None:
+            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+            self._runtime_dir = None
         if self._stack is not None:
             self._progress("stopping devstack")
             self._stack.down()

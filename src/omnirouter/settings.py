@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from omnirouter.errors import ConfigurationError
@@ -60,7 +60,8 @@ class RedisSettings(_Section):
     url: str | None = Field(
         default=None, description="redis://host:port/db; unset means the local devstack Redis."
     )
-    key_prefix: str = Field(default="omni", pattern=r"^[A-Za-z0-9_.-]+$")
+    # No "{" or "}": the prefix sits inside hash tags (see redis_keys).
+    key_prefix: str = Field(default="omni", pattern=r"^[A-Za-z0-9_.:-]+$")
     connect_timeout_s: float = Field(default=5.0, gt=0)
 
     @field_validator("url")
@@ -115,6 +116,17 @@ class PipelineSettings(_Section):
     )
 
 
+class ApiSettings(_Section):
+    """The HTTP API (identity administration now; gateway and desktop routes join it later)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for operator endpoints; unset disables them (503).",
+    )
+
+
 class Settings(BaseSettings):
     """All of omnirouter's settings; each component reads its own section."""
 
@@ -131,6 +143,7 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     identity: IdentityPolicy = Field(default_factory=IdentityPolicy)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
 
 def _unknown_environment_keys(environ: Mapping[str, str]) -> list[str]:

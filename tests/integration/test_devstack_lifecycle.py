@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 from omnirouter.connections import wait_for_kafka, wait_for_redis
@@ -71,9 +72,11 @@ def test_devstack_up_then_down_leaves_no_java_or_redis_process(tmp_path: Path) -
 
 def test_run_prints_addresses_creates_topics_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
+    env = _env(state_dir)
+    env["OMNIROUTER_API__PORT"] = "0"  # a free port, printed in the banner
     process = subprocess.Popen(
         [*OMNIROUTER, "run"],
-        env=_env(state_dir),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -102,7 +105,20 @@ def test_run_prints_addresses_creates_topics_and_stops_cleanly_on_sigint(tmp_pat
         finally:
             admin.close()
         pids = json.loads((state_dir / "state.json").read_text())
-        server_pids = [pids["kafka"]["pid"], pids["redis"]["pid"]]
+        worker_pid = int(
+            next(line for line in lines if line.strip().startswith("workers "))
+            .split("pid ")[1]
+            .rstrip(")\n")
+        )
+        server_pids = [pids["kafka"]["pid"], pids["redis"]["pid"], worker_pid]
+        api = next(line.split()[1] for line in lines if line.strip().startswith("api "))
+        token = next(line.split()[2] for line in lines if "operator token" in line)
+        assert httpx.get(f"{api}/healthz", timeout=10).json() == {"status": "ok"}
+        reviews = f"{api}/api/identity/reviews"
+        assert httpx.get(reviews, timeout=10).status_code == 401
+        authorized = httpx.get(reviews, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert authorized.status_code == 200, authorized.text
+        assert authorized.json() == []
     finally:
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=60)

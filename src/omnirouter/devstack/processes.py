@@ -18,7 +18,7 @@ _PR_SET_PDEATHSIG = 1
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Runs in the child between fork and exec: the kernel sends SIGTERM to the child when the
     # process that started it exits, so a test run killed with SIGKILL leaves no JVM behind.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -44,7 +44,7 @@ def spawn(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent if tie_to_parent else None,
+            preexec_fn=die_with_parent if tie_to_parent else None,
         )
     _CHILDREN[process.pid] = process
     return process

@@ -1,0 +1,117 @@
+"""Putting the parts together from settings: the processes `omnirouter run` supervises.
+
+Each function here builds real clients (Redis, Kafka) around the pure parts and runs until
+asked to stop; nothing in it decides anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from omnirouter.connections import create_producer
+from omnirouter.devstack import StackAddresses
+from omnirouter.logs import get_logger
+from omnirouter.pipeline.identity.operations import IdentityOperations, KafkaEventPublisher
+from omnirouter.pipeline.identity.store import RedisIdentityStore
+from omnirouter.settings import Settings
+
+log = get_logger(__name__)
+
+
+def _mark_ready(ready_file: Path | None) -> None:
+    if ready_file is not None:
+        ready_file.write_text("ready\n")
+
+
+@contextlib.asynccontextmanager
+async def identity_operations(
+    settings: Settings, addresses: StackAddresses
+) -> AsyncIterator[IdentityOperations]:
+    """Operator actions on identity, on real Redis and Kafka clients closed afterwards."""
+    client = aioredis.Redis.from_url(addresses.redis_url)
+    producer = await asyncio.to_thread(
+        create_producer, addresses.kafka_bootstrap_servers, client_id="omnirouter-identity-ops"
+    )
+    store = RedisIdentityStore(
+        client, key_prefix=settings.redis.key_prefix, policy=settings.identity
+    )
+    try:
+        yield IdentityOperations(
+            store, KafkaEventPublisher(producer), topic_prefix=settings.kafka.topic_prefix
+        )
+    finally:
+        await asyncio.to_thread(producer.close)
+        await client.aclose()
+
+
+async def run_workers(
+    settings: Settings,
+    addresses: StackAddresses,
+    stop: asyncio.Event,
+    ready_file: Path | None = None,
+) -> None:
+    """Run the pipeline workers (identity today) in this process until ``stop`` is set."""
+    from omnirouter.pipeline import create_app
+    from omnirouter.pipeline.identity.worker import IdentityWorker
+
+    client = aioredis.Redis.from_url(addresses.redis_url)
+    app = create_app("omnirouter-pipeline", addresses.kafka_bootstrap_servers)
+    store = RedisIdentityStore(
+        client, key_prefix=settings.redis.key_prefix, policy=settings.identity
+    )
+    IdentityWorker(
+        app,
+        store,
+        policy=settings.identity,
+        pipeline=settings.pipeline,
+        topic_prefix=settings.kafka.topic_prefix,
+    )
+    await app.start()
+    log.info("workers started", workers=["identity"])
+    _mark_ready(ready_file)
+    try:
+        await stop.wait()
+    finally:
+        await app.stop()
+        await client.aclose()
+        log.info("workers stopped")
+
+
+async def serve_http(
+    settings: Settings,
+    addresses: StackAddresses,
+    stop: asyncio.Event,
+    ready_file: Path | None = None,
+) -> None:
+    """Serve the HTTP API until ``stop`` is set."""
+    import uvicorn
+
+    from omnirouter.http import create_http_app
+
+    async with identity_operations(settings, addresses) as identity:
+        app = create_http_app(settings.api, identity=identity)
+        config = uvicorn.Config(
+            app,
+            host=settings.api.host,
+            port=settings.api.port,
+            log_config=None,  # keep omnirouter's structlog set-up
+            access_log=False,
+            lifespan="on",
+        )
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve())
+        while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers only a flag
+            await asyncio.sleep(0.05)
+        if server.started:
+            log.info("http api listening", host=settings.api.host, port=settings.api.port)
+            _mark_ready(ready_file)
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        await serving
+        stopping.cancel()

@@ -1,0 +1,28 @@
+"""The ASGI application every HTTP route of omnirouter is mounted on."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+
+from omnirouter import __version__
+from omnirouter.http.auth import require_admin
+from omnirouter.http.identity import identity_router
+from omnirouter.pipeline.identity.operations import IdentityOperations
+from omnirouter.settings import ApiSettings
+
+
+def create_http_app(api: ApiSettings, *, identity: IdentityOperations) -> FastAPI:
+    """The HTTP API with its dependencies given (tests and ``omnirouter serve`` both use this)."""
+    app = FastAPI(
+        title="omnirouter",
+        version=__version__,
+        description="Omni-channel message router: identity administration API.",
+    )
+    admin = Depends(require_admin(api.admin_token))
+    app.include_router(identity_router(identity, admin=admin))
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,122 @@
+"""Identity administration over HTTP: look a customer up, list merge reviews, split a merge."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from omnirouter.events import DEFAULT_TENANT, CustomerUnmerged, Identifier
+from omnirouter.pipeline.identity.operations import IdentityOperations
+from omnirouter.pipeline.identity.store import UnmergeRefused
+
+Tenant = Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+
+class MergeView(BaseModel):
+    """One recorded merge into a customer."""
+
+    absorbed_id: str
+    linking: list[str]
+    moved: list[str]
+    event_id: str
+    at_ms: int
+
+
+class CustomerView(BaseModel):
+    """A customer as identity knows it."""
+
+    customer_id: str
+    status: str
+    identifiers: list[Identifier]
+    merges: list[MergeView]
+
+
+class ReviewView(BaseModel):
+    """A merge the guardrails stopped."""
+
+    review_id: str
+    customer_ids: list[str]
+    resolved_to: str
+    guardrail: str
+    reason: str
+    identifiers: list[str]
+    event_id: str
+    created_at_ms: int
+
+
+class UnmergeRequest(BaseModel):
+    """Which merge to undo, who undoes it and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    absorbed_id: str | None = Field(default=None, description="Default: the latest merge.")
+    operator: str = Field(min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=2000)
+
+
+def identity_router(operations: IdentityOperations, *, admin: Any) -> APIRouter:
+    """Routes under ``/api/identity``, every one behind ``admin``."""
+    router = APIRouter(prefix="/api/identity", tags=["identity"], dependencies=[admin])
+
+    @router.get("/customers/{customer_id}", response_model=CustomerView)
+    async def get_customer(customer_id: str, tenant: Tenant = DEFAULT_TENANT) -> CustomerView:
+        """The customer ``customer_id`` names now (a merged id answers with its survivor)."""
+        record = await operations.customer(customer_id, tenant=tenant)
+        if record is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown customer {customer_id}")
+        return CustomerView(
+            customer_id=record.customer_id,
+            status=record.status,
+            identifiers=list(record.identifiers),
+            merges=[
+                MergeView(
+                    absorbed_id=m.absorbed_id,
+                    linking=list(m.linking),
+                    moved=list(m.moved),
+                    event_id=m.event_id,
+                    at_ms=m.at_ms,
+                )
+                for m in record.merges
+            ],
+        )
+
+    @router.get("/reviews", response_model=list[ReviewView])
+    async def list_reviews(
+        tenant: Tenant = DEFAULT_TENANT, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> list[ReviewView]:
+        """Merge reviews waiting for a person, oldest first."""
+        reviews = await operations.open_reviews(tenant=tenant, limit=limit)
+        return [
+            ReviewView(
+                review_id=r.review_id,
+                customer_ids=list(r.customer_ids),
+                resolved_to=r.resolved_to,
+                guardrail=r.guardrail,
+                reason=r.reason,
+                identifiers=list(r.identifiers),
+                event_id=r.event_id,
+                created_at_ms=r.created_at_ms,
+            )
+            for r in reviews
+        ]
+
+    @router.post("/customers/{customer_id}/unmerge", response_model=CustomerUnmerged)
+    async def unmerge(
+        customer_id: str, body: UnmergeRequest, tenant: Tenant = DEFAULT_TENANT
+    ) -> CustomerUnmerged:
+        """Split a merged customer back along its merge history; answers with the split event."""
+        try:
+            outcome = await operations.unmerge(
+                customer_id,
+                absorbed_id=body.absorbed_id,
+                operator=body.operator,
+                reason=body.reason,
+                tenant=tenant,
+            )
+        except UnmergeRefused as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        return outcome.event
+
+    return router
