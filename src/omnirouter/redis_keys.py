@@ -53,12 +53,16 @@ class IdentityKeys:
 
     @property
     def processed(self) -> str:
-        """HASH event_id -> the resolution it produced (replays return it, changing nothing)."""
+        """Stem of HASHes ``<stem>:<time slice>`` event_id -> the resolution it produced.
+
+        A replay inside the window gets the stored result back and changes nothing; each slice
+        expires whole, so memory follows the window, not the traffic's history.
+        """
         return f"{self.tag}:processed"
 
     @property
     def processed_at(self) -> str:
-        """ZSET event_id scored by when it was resolved, to expire ``processed`` entries."""
+        """Unused since processed ids moved to time slices; kept so script key order holds."""
         return f"{self.tag}:processed:at"
 
     @property

@@ -23,6 +23,16 @@ from omnirouter.settings import KafkaSettings, PipelineSettings, Settings
 from support.kafka import TopicReader
 
 
+class CountingRedis(aioredis.Redis):
+    """A Redis client that counts the commands it sends (a pipeline counts once)."""
+
+    round_trips = 0
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.round_trips += 1
+        return await super().execute_command(*args, **options)
+
+
 @dataclass
 class IdentityHarness:
     """A running identity worker on the real stack, and ways to feed and observe it."""
@@ -32,6 +42,8 @@ class IdentityHarness:
     reader: TopicReader
     store: RedisIdentityStore
     operations: IdentityOperations
+    worker: IdentityWorker
+    redis: CountingRedis
 
     def topic(self, key: str) -> str:
         return topic_spec(key).name(self.prefix)
@@ -72,10 +84,10 @@ async def identity(
         stack.kafka_bootstrap_servers,
         [t._replace(partitions=min(t.partitions, 3)) for t in catalogue_topics(settings)],
     )
-    client = aioredis.Redis.from_url(stack.redis_url)
+    client = CountingRedis.from_url(stack.redis_url)
     store = RedisIdentityStore(client, key_prefix=redis_prefix, policy=identity_policy)
     app = create_app(f"identity-{unique_id}", stack.kafka_bootstrap_servers)
-    IdentityWorker(
+    worker = IdentityWorker(
         app,
         store,
         policy=identity_policy,
@@ -88,7 +100,7 @@ async def identity(
     await app.start()
     try:
         async with TopicReader(stack.kafka_bootstrap_servers, outputs) as reader:
-            yield IdentityHarness(prefix, producer, reader, store, operations)
+            yield IdentityHarness(prefix, producer, reader, store, operations, worker, client)
     finally:
         await app.stop()
         producer.close()

@@ -1,4 +1,4 @@
-"""Concurrent resolvers on the real Redis: customers are exactly the identifier graph's components."""
+"""Concurrent resolvers on real Redis: customers are exactly the identifier graph's components."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""Operators split merged customers through the HTTP API and the CLI; both are recorded as events."""
+"""Operators split merged customers over HTTP and from the CLI; both are recorded as events."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -108,12 +109,19 @@ async def test_unmerge_from_the_command_line(
     )
     cli = [sys.executable, "-m", "omnirouter.cli", "identity"]
 
-    shown = subprocess.run(
-        [*cli, "show", survivor], env=env, capture_output=True, text=True, timeout=60, check=False
+    shown = await asyncio.to_thread(
+        subprocess.run,
+        [*cli, "show", survivor],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert shown.returncode == 0, shown.stderr
     assert f"merged {absorbed} via" in shown.stdout
-    split = subprocess.run(
+    split = await asyncio.to_thread(
+        subprocess.run,
         [*cli, "unmerge", survivor, "--operator", "ops-oncall", "--reason", "wrong merge"],
         env=env,
         capture_output=True,
@@ -123,7 +131,8 @@ async def test_unmerge_from_the_command_line(
     )
     assert split.returncode == 0, split.stderr
     assert f"split {absorbed} from {survivor}" in split.stdout
-    refused = subprocess.run(
+    refused = await asyncio.to_thread(
+        subprocess.run,
         [*cli, "unmerge", survivor, "--operator", "ops-oncall"],
         env=env,
         capture_output=True,

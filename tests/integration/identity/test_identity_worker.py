@@ -10,6 +10,7 @@ from omnirouter.events import (
     DeadLetter,
     MergeReview,
     ResolvedInteraction,
+    encode,
 )
 from omnirouter.pipeline.identity.policy import IdentityPolicy
 from omnirouter.pipeline.identity.store import UnmergeRefused
@@ -241,3 +242,34 @@ async def test_replaying_an_event_returns_the_same_customer_and_changes_nothing(
     assert again[1].customer_id == first.customer_id
     assert again[1].is_new_customer == first.is_new_customer
     assert await identity.store.customer("default", first.customer_id) == before
+
+
+async def test_one_redis_round_trip_per_consumed_batch(identity) -> None:  # type: ignore[no-untyped-def]
+    warm_up = await _resolve(identity, inbound("sms", identifier("phone", "+15550109999")))
+    assert warm_up.is_new_customer  # the script is loaded; from here every call is one EVALSHA
+    trips_before = identity.redis.round_trips
+    batches_before = identity.worker.batches_processed
+    events = [
+        inbound(
+            "email",
+            identifier("email", f"bulk{n}@example.com"),
+            identifier("phone", f"+1555011{n % 7:04d}"),
+        )
+        for n in range(60)
+    ]
+    for event in events:
+        identity.producer.send(
+            identity.topic("interactions.inbound"), encode(event), key=event.routing_key.encode()
+        )
+    identity.producer.flush()
+    await identity.wait(
+        "interactions.resolved",
+        ResolvedInteraction,
+        lambda items: {e.event_id for e in events} <= {i.causation_id for i in items},
+        "all 60 resolutions",
+    )
+
+    batches = identity.worker.batches_processed - batches_before
+    trips = identity.redis.round_trips - trips_before
+    assert 1 <= batches <= 60
+    assert trips == batches, f"{trips} Redis round trips for {batches} batches of 60 events"

@@ -71,6 +71,8 @@ def normalize_email(raw: str) -> str:
     if not _EMAIL.match(text):
         raise InvalidIdentifier("not an e-mail address")
     local, _, domain = text.rpartition("@")
+    # "example.com." is the same host as "example.com" (a fully qualified name).
+    domain = domain.rstrip(".")
     try:
         domain = domain.encode("idna").decode("ascii")
     except UnicodeError:
@@ -82,7 +84,7 @@ def normalize_email(raw: str) -> str:
 
 def normalize_handle(raw: str, provider: str | None) -> str:
     """A social handle as its network compares it (case-folded where the network ignores case)."""
-    text = unicodedata.normalize("NFKC", raw.strip()).lstrip("@")
+    text = unicodedata.normalize("NFKC", raw.strip()).removeprefix("@")
     if not text:
         raise InvalidIdentifier("empty handle")
     if not _HANDLE.match(text):
@@ -123,6 +125,8 @@ def normalize_identifier(identifier: Identifier, policy: IdentityPolicy) -> Iden
         value = normalize_handle(raw, provider)
     elif kind is IdentifierKind.ACCOUNT_NUMBER:
         value = _normalize_token(raw).upper().replace("-", "")
+        if not value:
+            raise InvalidIdentifier("empty account number")
     else:
         value = _normalize_token(raw)
     blocked = policy.blocked_reason(kind, value)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from functools import cached_property
 
+import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from omnirouter.events import IdentifierKind
@@ -24,8 +24,8 @@ _DEFAULT_MAX_CUSTOMERS = {
 _DEFAULT_BLOCKED_PATTERNS = {
     # Placeholders people type into forms and providers put in test traffic.
     IdentifierKind.EMAIL: [r"^(no-?reply|do-?not-?reply|mailer-daemon|postmaster)@"],
-    # One digit repeated ("+11111111111", "0000000"): a placeholder, never a person.
-    IdentifierKind.PHONE: [r"^\+?(\d)\1{6,}$"],
+    # A national number of one digit repeated ("(000) 000-0000" -> +10000000000): a placeholder.
+    IdentifierKind.PHONE: [r"^\+\d{1,3}(\d)\1{6,}$"],
 }
 
 
@@ -52,9 +52,13 @@ class IdentityPolicy(BaseModel):
         description="Regular expressions on normalized values never used for matching.",
     )
     processed_retention_s: int = Field(
-        default=8 * 24 * 3600,
-        ge=60,
-        description="How long a resolved event_id is remembered; longer than inbound retention.",
+        default=900,
+        ge=10,
+        description=(
+            "How long a resolved event_id's result is remembered, so a redelivery (crash, "
+            "rebalance) republishes exactly what the first run did. Older replays are still safe: "
+            "resolution itself is idempotent (same customer, no second merge)."
+        ),
     )
 
     @field_validator("max_customers_per_identifier")
@@ -78,11 +82,12 @@ class IdentityPolicy(BaseModel):
                     raise ValueError(f"{kind}: bad pattern {pattern!r}: {exc}") from None
         return value
 
-    @cached_property
-    def _compiled(self) -> dict[IdentifierKind, list[re.Pattern[str]]]:
-        return {
-            k: [re.compile(p, re.IGNORECASE) for p in v] for k, v in self.blocked_patterns.items()
-        }
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a region phonenumbers knows (e.g. GB, not UK)")
+        return value
 
     def max_customers(self, kind: IdentifierKind) -> int:
         """The join limit of ``kind``; kinds not listed are not limited."""
@@ -92,9 +97,10 @@ class IdentityPolicy(BaseModel):
         """Why a normalized value must not be used for matching, or None when it may."""
         if normalized in self.blocked_values.get(kind, ()):
             return "blocked value"
-        for pattern in self._compiled.get(kind, ()):
-            if pattern.search(normalized):
-                return f"blocked by pattern {pattern.pattern!r}"
+        # re caches compiled patterns itself; compiling here keeps a copied policy consistent.
+        for pattern in self.blocked_patterns.get(kind, ()):
+            if re.search(pattern, normalized, re.IGNORECASE):
+                return f"blocked by pattern {pattern!r}"
         return None
 
     @classmethod

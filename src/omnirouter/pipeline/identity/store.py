@@ -22,6 +22,9 @@ from omnirouter.events import Identifier, derived_event_id, identifier_from_addr
 from omnirouter.pipeline.identity.policy import IdentityPolicy
 from omnirouter.redis_keys import IdentityKeys
 
+# The processed-event window is kept in this many time slices (plus the current one).
+_PROCESSED_BUCKETS = 10
+
 
 def _lua(name: str) -> str:
     return resources.files("omnirouter.pipeline.identity").joinpath("lua", name).read_text()
@@ -180,6 +183,7 @@ class RedisIdentityStore:
         self._resolve = client.register_script(_lua("resolve.lua"))
         self._unmerge = client.register_script(_lua("unmerge.lua"))
         self._limits = {str(k): v for k, v in policy.max_customers_per_identifier.items()}
+        self._bucket_ms = max(1000, policy.processed_retention_s * 1000 // _PROCESSED_BUCKETS)
 
     def keys(self, tenant: str) -> IdentityKeys:
         """The key layout of ``tenant``."""
@@ -194,7 +198,8 @@ class RedisIdentityStore:
         keys = self.keys(tenant)
         payload = {
             "now": int(time.time() * 1000),
-            "retention_ms": self._policy.processed_retention_s * 1000,
+            "bucket_ms": self._bucket_ms,
+            "buckets": _PROCESSED_BUCKETS,
             "max_ids": self._policy.max_identifiers_per_customer,
             "limits": self._limits,
             "events": [

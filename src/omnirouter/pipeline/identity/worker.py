@@ -70,6 +70,9 @@ class IdentityWorker:
         self._pipeline = pipeline
         self._prefix = topic_prefix
         self.inbound_topic = topic_spec("interactions.inbound").name(topic_prefix)
+        # Counters for ops and the benchmark: batches taken and events consumed.
+        self.batches_processed = 0
+        self.events_consumed = 0
         inbound = app.topic(
             self.inbound_topic,
             key_type=bytes,
@@ -161,6 +164,8 @@ class IdentityWorker:
                         resolution_events(accepted_item.event, accepted_item.normalized, resolution)
                     )
         await self._publish(outgoing)
+        self.batches_processed += 1
+        self.events_consumed += len(batch)
         log.debug("identity batch", consumed=len(batch), published=summarize(outgoing))
 
     def _dead(

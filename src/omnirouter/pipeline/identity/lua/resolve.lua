@@ -1,11 +1,12 @@
 -- Resolve a batch of events to customers, atomically, in one round trip.
 --
 -- KEYS: 1 owner(HASH addr->customer) 2 joins(HASH addr->n) 3 alias(HASH absorbed->survivor)
---       4 seq(STRING) 5 processed(HASH event_id->result) 6 processed_at(ZSET)
+--       4 seq(STRING) 5 processed stem: HASH buckets "<stem>:<n>" event_id->result, one per
+--       time slice, expired by Redis itself 6 (unused, kept for the key order)
 --       7 split(SET "a|b") 8 reviews(HASH) 9 reviews_open(ZSET)
 -- ARGV: 1 per-customer key stem (same hash tag as KEYS)
---       2 JSON {now, retention_ms, max_ids, limits{kind:n}, events[{id, new, review, hint,
---         ids[[addr, kind]]}]}
+--       2 JSON {now, bucket_ms, buckets, max_ids, limits{kind:n}, events[{id, new, review,
+--         hint, ids[[addr, kind]]}]}
 -- Returns {results[], replayed[]}: one JSON result per event, and 1 where the event_id had
 -- already been resolved (the stored result is returned and nothing changes).
 local stem = ARGV[1]
@@ -178,25 +179,33 @@ local function resolve_one(ev)
   return res
 end
 
+-- Processed event ids live in time-sliced hashes that Redis expires whole: no per-entry
+-- bookkeeping, and memory bounded by the window, not by the traffic's history.
+local current = math.floor(now / req.bucket_ms)
+local function stored_result(id)
+  for b = current, current - req.buckets, -1 do
+    local hit = redis.call('HGET', KEYS[5] .. ':' .. b, id)
+    if hit then return hit end
+  end
+  return nil
+end
+
 local results, replayed = {}, {}
+local wrote = false
 for i, ev in ipairs(req.events) do
-  local stored = redis.call('HGET', KEYS[5], ev.id)
+  local stored = stored_result(ev.id)
   if stored then
     results[i] = stored
     replayed[i] = 1
   else
     local encoded = cjson.encode(resolve_one(ev))
-    redis.call('HSET', KEYS[5], ev.id, encoded)
-    redis.call('ZADD', KEYS[6], now, ev.id)
+    redis.call('HSET', KEYS[5] .. ':' .. current, ev.id, encoded)
     results[i] = encoded
     replayed[i] = 0
+    wrote = true
   end
 end
-
-local expired = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now - req.retention_ms,
-  'LIMIT', 0, 1000)
-if #expired > 0 then
-  redis.call('HDEL', KEYS[5], unpack(expired))
-  redis.call('ZREM', KEYS[6], unpack(expired))
+if wrote then
+  redis.call('PEXPIRE', KEYS[5] .. ':' .. current, req.bucket_ms * (req.buckets + 2))
 end
 return {results, replayed}
