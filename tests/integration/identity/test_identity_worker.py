@@ -273,3 +273,17 @@ async def test_one_redis_round_trip_per_consumed_batch(identity) -> None:  # typ
     trips = identity.redis.round_trips - trips_before
     assert 1 <= batches <= 60
     assert trips == batches, f"{trips} Redis round trips for {batches} batches of 60 events"
+
+
+async def test_the_same_phone_in_two_tenants_is_two_customers(identity) -> None:  # type: ignore[no-untyped-def]
+    acme = await _resolve(
+        identity, inbound("sms", identifier("phone", "+15550102345"), tenant="acme")
+    )
+    globex = await _resolve(
+        identity, inbound("sms", identifier("phone", "+15550102345"), tenant="globex")
+    )
+
+    assert acme.customer_id != globex.customer_id
+    assert acme.is_new_customer and globex.is_new_customer
+    assert (acme.tenant, globex.tenant) == ("acme", "globex")
+    assert await identity.store.customer("acme", globex.customer_id) is None
