@@ -13,12 +13,14 @@ from pydantic import BaseModel, ValidationError
 
 from omnirouter.events import (
     CandidateAgent,
+    CaseContext,
     CaseRouted,
     CaseSnapshot,
     CaseStatus,
     Channel,
     Content,
     CustomerMerged,
+    CustomerProfile,
     DeadLetter,
     Direction,
     Identifier,
@@ -29,6 +31,8 @@ from omnirouter.events import (
     RoutingDecision,
     RoutingOutcome,
     RoutingReason,
+    TimelineEntry,
+    TimelineEntryKind,
     UndecodableEvent,
     decode,
     decode_or_dead_letter,
@@ -85,7 +89,7 @@ def snapshot() -> CaseSnapshot:
     return CaseSnapshot(
         case_id="case-1",
         customer_id="cus-1",
-        status=CaseStatus.OPEN,
+        status=CaseStatus.ASSIGNED,
         opened_at=WHEN,
         updated_at=WHEN,
         channels=(Channel.WHATSAPP, Channel.EMAIL),
@@ -120,7 +124,19 @@ def every_event_type() -> list[BaseModel]:
             occurred_at=WHEN,
             case=snapshot(),
             decision=decision(),
-            context={"timeline": [{"channel": "email", "text": "hi"}], "vip": True, "n": 1.5},
+            context=CaseContext(
+                profile=CustomerProfile(customer_id="cus-1", tier="vip"),
+                recent_timeline=(
+                    TimelineEntry(
+                        entry_id="e-1",
+                        at=WHEN,
+                        kind=TimelineEntryKind.MESSAGE,
+                        channel=Channel.EMAIL,
+                        text="hi",
+                    ),
+                ),
+                repeat_contact=True,
+            ),
         ),
         DeadLetter.for_payload(
             b"\xff\x00",
@@ -325,7 +341,12 @@ def test_queued_decision_needs_no_agent() -> None:
 
 def test_case_routed_with_a_decision_for_another_case_is_rejected() -> None:
     with pytest.raises(ValidationError, match="same case"):
-        CaseRouted(occurred_at=WHEN, case=snapshot(), decision=decision(case_id="case-2"))
+        CaseRouted(
+            occurred_at=WHEN,
+            case=snapshot(),
+            decision=decision(case_id="case-2"),
+            context=CaseContext(profile=CustomerProfile(customer_id="cus-1")),
+        )
 
 
 def test_customer_cannot_be_merged_into_itself() -> None:

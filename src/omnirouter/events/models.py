@@ -15,7 +15,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    JsonValue,
     StringConstraints,
     field_validator,
     model_validator,
@@ -50,7 +49,9 @@ def derived_event_id(source_id: uuid.UUID, stage: str) -> uuid.UUID:
     return uuid.uuid5(source_id, stage)
 
 
-class _ContractModel(BaseModel):
+class ContractModel(BaseModel):
+    """Base of every contract model: frozen, and unknown fields are an error."""
+
     # Frozen: an event is a fact. extra="forbid": a misspelt field is an error, not lost data.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -84,7 +85,7 @@ class InteractionKind(StrEnum):
     DELIVERY_STATUS = "delivery_status"
 
 
-class EventEnvelope(_ContractModel):
+class EventEnvelope(ContractModel):
     """Fields every event carries: identity, version, tenant and timing."""
 
     event_id: uuid.UUID = Field(
@@ -109,7 +110,7 @@ class EventEnvelope(_ContractModel):
         return version
 
 
-class Attachment(_ContractModel):
+class Attachment(ContractModel):
     """Metadata of one attachment; the bytes stay with the provider or in object storage."""
 
     filename: str
@@ -119,7 +120,7 @@ class Attachment(_ContractModel):
     url: str | None = None
 
 
-class Content(_ContractModel):
+class Content(ContractModel):
     """What the customer or agent said."""
 
     text: str = Field(default="", max_length=MAX_TEXT_CHARS)
@@ -129,7 +130,7 @@ class Content(_ContractModel):
     attachments: tuple[Attachment, ...] = ()
 
 
-class ProviderRefs(_ContractModel):
+class ProviderRefs(ContractModel):
     """The provider's own ids, kept so conversations can be threaded and replies matched."""
 
     provider: ProviderName
@@ -217,31 +218,7 @@ class CustomerMerged(EventEnvelope):
         return self
 
 
-class CaseStatus(StrEnum):
-    """Where a case is in its lifecycle."""
-
-    OPEN = "open"
-    PENDING = "pending"
-    RESOLVED = "resolved"
-    CLOSED = "closed"
-
-
-class CaseSnapshot(_ContractModel):
-    """A case as it stood when it was routed."""
-
-    case_id: EntityId
-    customer_id: EntityId
-    status: CaseStatus
-    opened_at: AwareDatetime
-    updated_at: AwareDatetime
-    channels: tuple[Channel, ...] = ()
-    subject: str | None = None
-    queue: str | None = None
-    assigned_agent_id: EntityId | None = None
-    interaction_count: int = Field(default=0, ge=0)
-
-
-class RoutingReason(_ContractModel):
+class RoutingReason(ContractModel):
     """One explainable step of a routing decision."""
 
     code: str = Field(min_length=1, description='Stable machine code, e.g. "skill_match".')
@@ -249,7 +226,7 @@ class RoutingReason(_ContractModel):
     data: dict[str, ReasonValue] = Field(default_factory=dict)
 
 
-class CandidateAgent(_ContractModel):
+class CandidateAgent(ContractModel):
     """An agent the router considered, with its score or why it was filtered out."""
 
     agent_id: EntityId
@@ -286,23 +263,6 @@ class RoutingDecision(EventEnvelope):
     def _agent_when_offered(self) -> Self:
         if self.outcome in (RoutingOutcome.OFFERED, RoutingOutcome.ASSIGNED) and not self.agent_id:
             raise ValueError(f"outcome {self.outcome} needs an agent_id")
-        return self
-
-
-class CaseRouted(EventEnvelope):
-    """A routed case with the shared customer context an agent desktop shows."""
-
-    case: CaseSnapshot
-    decision: RoutingDecision
-    context: dict[str, JsonValue] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _same_case(self) -> Self:
-        if (self.decision.case_id, self.decision.customer_id) != (
-            self.case.case_id,
-            self.case.customer_id,
-        ):
-            raise ValueError("decision must be for the same case and customer as the snapshot")
         return self
 
 

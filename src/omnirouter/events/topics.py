@@ -8,9 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from omnirouter.events.cases import CaseEvent, CaseRouted
 from omnirouter.events.identity import CustomerUnmerged, MergeReview
 from omnirouter.events.models import (
-    CaseRouted,
     CustomerMerged,
     DeadLetter,
     InteractionEvent,
@@ -130,6 +130,15 @@ TOPICS: tuple[TopicSpec, ...] = (
         retention_ms=30 * _DAY_MS,
         cleanup_policy="delete",
         description="Merges the identity guardrails stopped, for a person to decide.",
+    ),
+    TopicSpec(
+        key="cases.events",
+        model=CaseEvent,
+        key_description="customer_id",
+        partitions=12,
+        retention_ms=7 * _DAY_MS,
+        cleanup_policy="delete",
+        description="Every case change (opened, message added, status transition, merge folded).",
     ),
     TopicSpec(
         key="cases.routed",
