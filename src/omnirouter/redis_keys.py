@@ -110,3 +110,85 @@ class IdentityKeys:
             self.reviews,
             self.reviews_open,
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerCaseKeys:
+    """Cases, timeline, profile and contacts of one customer.
+
+    Hash tag: ``{<prefix>:cus:<tenant>:<customer_id>}`` — one slot per customer. Everything a
+    customer's event changes lives here, so one Lua call updates it atomically, and customers
+    spread evenly over a Redis Cluster. Folding a merged customer in touches two slots and is
+    done in two idempotent steps (export from the absorbed, import into the survivor). Case ids
+    end with their customer's id (see ``pipeline.cases.entries.new_case_id``), so a case is
+    found from its id alone, with no tenant-wide index to keep in step.
+    """
+
+    prefix: str
+    tenant: str
+    customer_id: str
+
+    @property
+    def tag(self) -> str:
+        """The hash-tagged stem of every key of this customer."""
+        return f"{{{self.prefix}:cus:{self.tenant}:{self.customer_id}}}"
+
+    @property
+    def state(self) -> str:
+        """HASH open_case, last_case, folded_into."""
+        return f"{self.tag}:state"
+
+    @property
+    def cases(self) -> str:
+        """HASH case_id -> case document (JSON), every case of the customer."""
+        return f"{self.tag}:cases"
+
+    @property
+    def timeline(self) -> str:
+        """LIST of timeline entries (JSON), oldest first, capped and expiring."""
+        return f"{self.tag}:timeline"
+
+    @property
+    def seen(self) -> str:
+        """ZSET event_id applied to this customer (replays change nothing), capped."""
+        return f"{self.tag}:seen"
+
+    @property
+    def threads(self) -> str:
+        """HASH e-mail Message-ID -> case_id, for threading replies."""
+        return f"{self.tag}:threads"
+
+    @property
+    def profile(self) -> str:
+        """HASH name, language, tier, attributes (JSON), identifiers (JSON)."""
+        return f"{self.tag}:profile"
+
+    @property
+    def contacts(self) -> str:
+        """ZSET contact event_id scored by time (ms), for the repeat-contact window."""
+        return f"{self.tag}:contacts"
+
+    @property
+    def agents(self) -> str:
+        """ZSET agent_id scored by when they last worked with the customer (ms)."""
+        return f"{self.tag}:agents"
+
+    @property
+    def outcomes(self) -> str:
+        """HASH event_id -> what applying it did (case, transitions), so a replay re-announces
+        exactly the same case events; trimmed together with ``seen``."""
+        return f"{self.tag}:outcomes"
+
+    def script_keys(self) -> list[str]:
+        """The keys passed to the case Lua scripts, in the order they expect."""
+        return [
+            self.state,
+            self.cases,
+            self.timeline,
+            self.seen,
+            self.threads,
+            self.profile,
+            self.contacts,
+            self.agents,
+            self.outcomes,
+        ]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from omnirouter.errors import ConfigurationError
+from omnirouter.pipeline.cases.intents import DEFAULT_INTENT_RULES, IntentRule
 from omnirouter.pipeline.identity.policy import IdentityPolicy
 
 ENV_PREFIX = "OMNIROUTER_"
@@ -116,6 +117,22 @@ class PipelineSettings(_Section):
     )
 
 
+class CaseSettings(_Section):
+    """Case lifecycle, timeline retention and the context that travels with a case."""
+
+    reopen_window_s: int = Field(
+        default=72 * 3600,
+        ge=0,
+        description="A message this soon after resolution reopens the case.",
+    )
+    timeline_max_entries: int = Field(default=500, ge=10, le=100_000)
+    timeline_ttl_days: int = Field(default=180, ge=1)
+    context_entries: int = Field(default=10, ge=1, le=200)
+    story_max_fragments: int = Field(default=12, ge=1, le=100)
+    repeat_contact_window_days: int = Field(default=7, ge=1, le=90)
+    intent_rules: tuple[IntentRule, ...] = Field(default=DEFAULT_INTENT_RULES)
+
+
 class ApiSettings(_Section):
     """The HTTP API (identity administration now; gateway and desktop routes join it later)."""
 
@@ -144,6 +161,7 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     identity: IdentityPolicy = Field(default_factory=IdentityPolicy)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    cases: CaseSettings = Field(default_factory=CaseSettings)
 
 
 def _unknown_environment_keys(environ: Mapping[str, str]) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from omnirouter.events import (
     Channel,
@@ -27,10 +27,14 @@ def inbound(
     provider: str = "test",
     tenant: str = "default",
     kind: str = "message",
+    at: datetime | None = None,
+    minutes_ago: float | None = None,
 ) -> InteractionEvent:
+    if at is None:
+        at = datetime.now(UTC) - timedelta(minutes=minutes_ago or 0)
     return InteractionEvent(
         tenant=tenant,
-        occurred_at=datetime.now(UTC),
+        occurred_at=at,
         channel=Channel(channel),
         direction=Direction.INBOUND,
         kind=InteractionKind(kind),

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from omnirouter.events import (
     CustomerMerged,
     DeadLetter,
-    EventEnvelope,
     Identifier,
     InteractionEvent,
     MergeReview,
@@ -19,17 +17,9 @@ from omnirouter.events import (
 )
 from omnirouter.pipeline.identity.normalize import NormalizedIdentifiers
 from omnirouter.pipeline.identity.store import Resolution
+from omnirouter.pipeline.stream import Outgoing
 
 STAGE = "identity"
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One record to publish: the catalogue key of its topic, its Kafka key and the event."""
-
-    topic_key: str
-    key: str
-    event: EventEnvelope
 
 
 def _identifier(address: str) -> Identifier:

@@ -7,7 +7,6 @@ sure a batch is fully published before faust may commit its offsets.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from omnirouter.logs import get_logger
 from omnirouter.pipeline.identity.normalize import NormalizedIdentifiers, normalize_identifiers
 from omnirouter.pipeline.identity.outcome import (
     STAGE,
-    Outgoing,
     no_usable_identifier,
     resolution_events,
     summarize,
@@ -36,13 +34,15 @@ from omnirouter.pipeline.identity.outcome import (
 from omnirouter.pipeline.identity.policy import IdentityPolicy
 from omnirouter.pipeline.identity.store import IdentityStore, Resolution, ResolveRequest
 from omnirouter.pipeline.retry import until_it_succeeds
+from omnirouter.pipeline.stream import (
+    Outgoing,
+    finish_even_if_stopping,
+    publish,
+    raw_topic,
+)
 from omnirouter.settings import PipelineSettings
 
 log = get_logger(__name__)
-
-# How long a stopping worker lets an in-flight batch finish: faust acks a batch when the agent
-# leaves it, so a batch abandoned half-way could have its offsets committed unprocessed.
-_FINISH_ON_STOP_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +73,7 @@ class IdentityWorker:
         # Counters for ops and the benchmark: batches taken and events consumed.
         self.batches_processed = 0
         self.events_consumed = 0
-        inbound = app.topic(
-            self.inbound_topic,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
+        inbound = raw_topic(app, self.inbound_topic)
         # concurrency=1: faust-streaming #606 commits past unprocessed messages with more.
         self.agent = app.agent(inbound, name="omnirouter.identity", concurrency=1)(self._consume)
 
@@ -87,16 +81,8 @@ class IdentityWorker:
         async for batch in stream.take_events(
             self._pipeline.batch_max, within=self._pipeline.batch_within_s
         ):
-            await self._finish_even_if_stopping(batch)
+            await finish_even_if_stopping(self.process(batch))
             yield None
-
-    async def _finish_even_if_stopping(self, batch: Sequence[faust.EventT[Any]]) -> None:
-        task = asyncio.ensure_future(self.process(batch))
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            await asyncio.wait_for(task, timeout=_FINISH_ON_STOP_S)
-            raise
 
     async def process(self, batch: Sequence[faust.EventT[Any]]) -> None:
         """Resolve and publish one batch; returns only when every record is acknowledged."""
@@ -224,20 +210,10 @@ class IdentityWorker:
         return results
 
     async def _publish(self, outgoing: Sequence[Outgoing]) -> None:
-        async def send_all() -> None:
-            producer = self._app.producer
-            pending = []
-            for item in outgoing:
-                topic = topic_spec(item.topic_key).name(self._prefix)
-                pending.append(
-                    await producer.send(
-                        topic, item.key.encode(), encode(item.event), None, None, None
-                    )
-                )
-            await asyncio.gather(*pending)
-
-        # Retrying a whole batch may publish some records twice; every record carries a
-        # deterministic event_id, and consumers are idempotent on it.
-        await until_it_succeeds(
-            send_all, what="identity.publish", max_backoff_s=self._pipeline.retry_max_backoff_s
+        await publish(
+            self._app,
+            outgoing,
+            topic_prefix=self._prefix,
+            what="identity.publish",
+            max_backoff_s=self._pipeline.retry_max_backoff_s,
         )

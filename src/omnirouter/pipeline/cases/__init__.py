@@ -1,0 +1,1 @@
+"""Cases: open, continue, reopen and thread; one timeline and context per customer."""

@@ -1,0 +1,437 @@
+-- Apply a customer's events to their cases, timeline, profile and contacts, atomically.
+--
+-- KEYS (one customer's hash tag): 1 state(HASH) 2 cases(HASH id->JSON) 3 timeline(LIST)
+--   4 seen(ZSET event_id by time) 5 threads(HASH Message-ID->case) 6 profile(HASH)
+--   7 contacts(ZSET) 8 agents(ZSET) 9 outcomes(HASH event_id->outcome JSON)
+-- ARGV[1]: JSON {customer_id, tenant, cfg{...}, entries[...]}; see store.py for the fields.
+-- Returns JSON {folded_into, results[], cases{id->doc}, context{...}}.
+local req = cjson.decode(ARGV[1])
+local cfg = req.cfg
+local customer = req.customer_id
+local TRAIL_MAX = 200
+local OPEN = {new = true, queued = true, offered = true, assigned = true,
+              waiting_on_customer = true}
+
+local folded_into = redis.call('HGET', KEYS[1], 'folded_into')
+if folded_into then
+  return cjson.encode({folded_into = folded_into, results = {}, cases = {}, context = {}})
+end
+
+-- Cases read in this call, and the ones changed (only those are written back: a replay
+-- reads a case to re-announce it but leaves it byte-for-byte as it was).
+local touched, touched_order, dirty = {}, {}, {}
+local function get_case(id)
+  -- redis.call answers a missing field with false, not nil.
+  if not id or id == '' then return nil end
+  if touched[id] then return touched[id] end
+  local raw = redis.call('HGET', KEYS[2], id)
+  if not raw then return nil end
+  local c = cjson.decode(raw)
+  touched[id] = c
+  touched_order[#touched_order + 1] = id
+  return c
+end
+local function remember(c)
+  if not touched[c.case_id] then touched_order[#touched_order + 1] = c.case_id end
+  touched[c.case_id] = c
+  dirty[c.case_id] = true
+end
+local function contains(list, value)
+  for _, v in ipairs(list) do if v == value then return true end end
+  return false
+end
+local function add_unique(list, value)
+  if value ~= nil and value ~= '' and not contains(list, value) then list[#list + 1] = value end
+end
+local function arr(t) if type(t) ~= 'table' then return {} end return t end
+
+local function timeline_add(entry)
+  redis.call('RPUSH', KEYS[3], cjson.encode(entry))
+end
+
+local out
+local function transition(case, to, reason, ev)
+  local from = case.status
+  if from == to then return true end
+  dirty[case.case_id] = true
+  if from ~= '' and not contains(arr(cfg.transitions[from]), to) then return false end
+  case.status = to
+  local h = arr(case.history)
+  h[#h + 1] = {from = from, to = to, at = ev.at, reason = reason, event_id = ev.event_id}
+  case.history = h
+  if ev.at > case.updated_at then case.updated_at = ev.at end
+  if to == 'resolved' then case.resolved_at = ev.at; case.effort.resolved_at = ev.at end
+  if to == 'closed' then case.closed_at = ev.at end
+  if OPEN[to] then
+    redis.call('HSET', KEYS[1], 'open_case', case.case_id)
+  elseif redis.call('HGET', KEYS[1], 'open_case') == case.case_id then
+    redis.call('HDEL', KEYS[1], 'open_case')
+  end
+  out.transitions[#out.transitions + 1] = {case_id = case.case_id, from = from, to = to,
+                                           reason = reason, at = ev.at}
+  timeline_add({entry_id = ev.event_id .. ':' .. case.case_id .. ':' .. to, at = ev.at,
+                kind = 'system', case_id = case.case_id, system_type = 'status',
+                text = 'Case ' .. case.case_id .. ': ' .. (from == '' and 'opened' or from) ..
+                  ' -> ' .. to .. ' (' .. reason .. ')'})
+  return true
+end
+
+local function open_case(id, ev, reason)
+  local c = {case_id = id, customer_id = customer, tenant = req.tenant, status = '',
+             opened_at = ev.at, updated_at = ev.at, resolved_at = 0, closed_at = 0,
+             channels = {}, subject = '', queue = '', assigned_agent_id = '',
+             interaction_count = 0, reopen_count = 0, history = {}, agents = {},
+             story = {}, intents = {}, folded = {}, related_case_id = '',
+             effort = {contacts = 0, channels = {}, switches = 0, transfers = 0,
+                       first_contact_at = ev.at, first_response_at = 0, resolved_at = 0,
+                       last_channel = '', trail = {}}}
+  remember(c)
+  redis.call('HSET', KEYS[1], 'last_case', id)
+  transition(c, 'new', reason, ev)
+  out.opened = id
+  return c
+end
+
+local function reopen(c, ev)
+  c.reopen_count = c.reopen_count + 1
+  c.resolved_at = 0
+  c.effort.resolved_at = 0
+  transition(c, 'new', 'customer wrote again within the reopen window', ev)
+  redis.call('HSET', KEYS[1], 'last_case', c.case_id)
+  out.reopened = c.case_id
+end
+
+local function note_thread(message_id, case_id)
+  if message_id ~= '' then redis.call('HSET', KEYS[5], message_id, case_id) end
+end
+
+local function find_case_for_inbound(ev)
+  for _, ref in ipairs(arr(ev.refs)) do
+    local cid = redis.call('HGET', KEYS[5], ref)
+    local tc = get_case(cid)
+    if tc then
+      if OPEN[tc.status] then return tc end
+      if tc.status == 'resolved' and ev.at - tc.resolved_at <= cfg.reopen_ms then
+        reopen(tc, ev)
+        return tc
+      end
+      break
+    end
+  end
+  local current = get_case(redis.call('HGET', KEYS[1], 'open_case'))
+  if current then return current end
+  local last = get_case(redis.call('HGET', KEYS[1], 'last_case'))
+  if last and last.status == 'resolved' then
+    if ev.at - last.resolved_at <= cfg.reopen_ms then
+      reopen(last, ev)
+      return last
+    end
+    transition(last, 'closed', 'reopen window passed', ev)
+  end
+  local c = open_case(ev.case_new, ev, 'first contact on ' .. ev.channel)
+  if last then c.related_case_id = last.case_id end
+  return c
+end
+
+local function apply_inbound(ev)
+  local case = find_case_for_inbound(ev)
+  case.interaction_count = case.interaction_count + 1
+  local e = case.effort
+  e.contacts = e.contacts + 1
+  if e.last_channel ~= '' and e.last_channel ~= ev.channel then e.switches = e.switches + 1 end
+  e.last_channel = ev.channel
+  -- The channel of each contact, in time order: folding a merged customer's case recounts
+  -- the switches across both from it.
+  local trail = arr(e.trail)
+  trail[#trail + 1] = {ev.at, ev.channel}
+  if #trail > TRAIL_MAX then table.remove(trail, 1) end
+  e.trail = trail
+  e.channels = arr(e.channels)
+  add_unique(e.channels, ev.channel)
+  case.channels = arr(case.channels)
+  add_unique(case.channels, ev.channel)
+  if case.subject == '' and ev.subject ~= '' then case.subject = ev.subject end
+  if ev.at > case.updated_at then case.updated_at = ev.at end
+  if case.status == 'waiting_on_customer' then
+    transition(case, case.assigned_agent_id ~= '' and 'assigned' or 'queued',
+      'customer replied', ev)
+  end
+  if ev.fragment ~= '' then
+    local story = arr(case.story)
+    story[#story + 1] = {at = ev.at, channel = ev.channel, text = ev.fragment}
+    -- Keep how it started (the first two) and how it is going (the latest).
+    while #story > cfg.story_max do table.remove(story, 3) end
+    case.story = story
+  end
+  case.intents = arr(case.intents)
+  for _, tag in ipairs(arr(ev.intents)) do
+    local known = false
+    for _, t in ipairs(case.intents) do if t.tag == tag.tag then known = true end end
+    if not known then case.intents[#case.intents + 1] = tag end
+  end
+  note_thread(ev.message_id, case.case_id)
+  timeline_add({entry_id = ev.event_id, at = ev.at, kind = 'message', direction = 'inbound',
+                channel = ev.channel, case_id = case.case_id, text = ev.text,
+                subject = ev.subject, attachments = ev.attachments})
+  redis.call('ZADD', KEYS[7], ev.at, ev.event_id)
+  local p = ev.profile
+  for _, field in ipairs({'name', 'language', 'tier'}) do
+    if p[field] ~= nil and p[field] ~= '' then redis.call('HSET', KEYS[6], field, p[field]) end
+  end
+  local attrs = cjson.decode(redis.call('HGET', KEYS[6], 'attributes') or '{}')
+  local changed = false
+  for k, v in pairs(p.attributes or {}) do attrs[k] = v; changed = true end
+  if changed then redis.call('HSET', KEYS[6], 'attributes', cjson.encode(attrs)) end
+  local ids = arr(cjson.decode(redis.call('HGET', KEYS[6], 'identifiers') or '[]'))
+  local grew = false
+  for _, a in ipairs(arr(ev.identifiers)) do
+    if not contains(ids, a) then ids[#ids + 1] = a; grew = true end
+  end
+  if grew then redis.call('HSET', KEYS[6], 'identifiers', cjson.encode(ids)) end
+  return case
+end
+
+local function apply_outbound(ev)
+  local case = get_case(ev.case_id) or get_case(redis.call('HGET', KEYS[1], 'open_case'))
+    or get_case(redis.call('HGET', KEYS[1], 'last_case'))
+  if case then
+    if case.effort.first_response_at == 0 and ev.agent_id ~= '' then
+      case.effort.first_response_at = ev.at
+    end
+    if ev.agent_id ~= '' then
+      case.agents = arr(case.agents)
+      add_unique(case.agents, ev.agent_id)
+      redis.call('ZADD', KEYS[8], ev.at, ev.agent_id)
+    end
+    if ev.at > case.updated_at then case.updated_at = ev.at end
+    if OPEN[case.status] and case.status ~= 'waiting_on_customer' and ev.agent_id ~= '' then
+      transition(case, 'waiting_on_customer', 'agent replied', ev)
+    end
+    note_thread(ev.message_id, case.case_id)
+  end
+  timeline_add({entry_id = ev.event_id, at = ev.at, kind = 'reply', direction = 'outbound',
+                channel = ev.channel, case_id = case and case.case_id or '', text = ev.text,
+                subject = ev.subject, agent_id = ev.agent_id, attachments = ev.attachments})
+  return case
+end
+
+local function apply_status(ev)
+  local case = get_case(ev.case_id) or get_case(redis.call('HGET', KEYS[1], 'open_case'))
+  if not case then
+    out.error = 'no case ' .. (ev.case_id ~= '' and ev.case_id or 'open') .. ' for ' .. customer
+    return nil
+  end
+  if ev.agent_id ~= '' and ev.agent_id ~= case.assigned_agent_id then
+    if case.assigned_agent_id ~= '' then
+      case.effort.transfers = case.effort.transfers + 1
+      timeline_add({entry_id = ev.event_id .. ':reassign', at = ev.at, kind = 'system',
+                    case_id = case.case_id, system_type = 'reassignment',
+                    agent_id = ev.agent_id,
+                    text = 'Case ' .. case.case_id .. ' transferred from ' ..
+                      case.assigned_agent_id .. ' to ' .. ev.agent_id})
+    end
+    case.assigned_agent_id = ev.agent_id
+    case.agents = arr(case.agents)
+    add_unique(case.agents, ev.agent_id)
+    redis.call('ZADD', KEYS[8], ev.at, ev.agent_id)
+  end
+  if ev.queue ~= '' then case.queue = ev.queue end
+  if ev.to ~= '' and ev.to ~= case.status then
+    if case.status == 'resolved' and ev.to == 'new' then
+      reopen(case, ev)
+    elseif not transition(case, ev.to, ev.reason, ev) then
+      out.error = 'case ' .. case.case_id .. ' cannot go from ' .. case.status .. ' to ' .. ev.to
+    end
+  end
+  if ev.at > case.updated_at then case.updated_at = ev.at end
+  return case
+end
+
+local function apply_fold(ev)
+  local x = ev.export
+  local absorbed = ev.absorbed_id
+  -- Timeline: the absorbed customer's entries join, in time order, without duplicates.
+  local merged = {}
+  for _, raw in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do merged[#merged + 1] = raw end
+  for _, raw in ipairs(arr(x.timeline)) do
+    local entry = cjson.decode(raw)
+    if not redis.call('ZSCORE', KEYS[4], entry.entry_id) then
+      merged[#merged + 1] = raw
+      redis.call('ZADD', KEYS[4], entry.at, entry.entry_id)
+    end
+  end
+  local decoded = {}
+  for i, raw in ipairs(merged) do decoded[i] = {cjson.decode(raw).at or 0, i, raw} end
+  table.sort(decoded, function(a, b)
+    if a[1] == b[1] then return a[2] < b[2] end
+    return a[1] < b[1]
+  end)
+  redis.call('DEL', KEYS[3])
+  for _, d in ipairs(decoded) do redis.call('RPUSH', KEYS[3], d[3]) end
+
+  local survivor_open = get_case(redis.call('HGET', KEYS[1], 'open_case'))
+  local absorbed_open = x.open_case or ''
+  local into = ''
+  for id, raw in pairs(x.cases or {}) do
+    local doc = cjson.decode(raw)
+    doc.customer_id = customer
+    if id == absorbed_open and survivor_open then
+      local s = survivor_open
+      local e, a = s.effort, doc.effort
+      e.contacts = e.contacts + a.contacts
+      e.transfers = e.transfers + a.transfers
+      local trail = arr(e.trail)
+      for _, step in ipairs(arr(a.trail)) do trail[#trail + 1] = step end
+      table.sort(trail, function(p, q) return p[1] < q[1] end)
+      while #trail > TRAIL_MAX do table.remove(trail, 1) end
+      e.trail = trail
+      -- With the whole trail at hand, count switches across both cases in time order; a trail
+      -- cut at TRAIL_MAX falls back to adding the two counts.
+      e.switches = a.switches + e.switches
+      if #trail == e.contacts then
+        local switches, previous = 0, ''
+        for _, step in ipairs(trail) do
+          if previous ~= '' and previous ~= step[2] then switches = switches + 1 end
+          previous = step[2]
+        end
+        e.switches = switches
+      end
+      if #trail > 0 then e.last_channel = trail[#trail][2] end
+      e.channels = arr(e.channels)
+      for _, ch in ipairs(arr(a.channels)) do add_unique(e.channels, ch) end
+      if a.first_contact_at > 0 and a.first_contact_at < e.first_contact_at then
+        e.first_contact_at = a.first_contact_at
+      end
+      if a.first_response_at > 0 and (e.first_response_at == 0 or
+          a.first_response_at < e.first_response_at) then
+        e.first_response_at = a.first_response_at
+      end
+      s.channels = arr(s.channels)
+      for _, ch in ipairs(arr(doc.channels)) do add_unique(s.channels, ch) end
+      s.interaction_count = s.interaction_count + doc.interaction_count
+      s.agents = arr(s.agents)
+      for _, ag in ipairs(arr(doc.agents)) do add_unique(s.agents, ag) end
+      s.intents = arr(s.intents)
+      for _, tag in ipairs(arr(doc.intents)) do
+        local known = false
+        for _, t in ipairs(s.intents) do if t.tag == tag.tag then known = true end end
+        if not known then s.intents[#s.intents + 1] = tag end
+      end
+      local story = arr(s.story)
+      for _, f in ipairs(arr(doc.story)) do story[#story + 1] = f end
+      table.sort(story, function(p, q) return p.at < q.at end)
+      while #story > cfg.story_max do table.remove(story, 3) end
+      s.story = story
+      if s.subject == '' then s.subject = doc.subject end
+      s.folded = arr(s.folded)
+      add_unique(s.folded, doc.case_id)
+      if doc.opened_at < s.opened_at then s.opened_at = doc.opened_at end
+      local before = doc.status
+      doc.status = 'closed'
+      doc.closed_at = ev.at
+      local h = arr(doc.history)
+      h[#h + 1] = {from = before, to = 'closed', at = ev.at,
+                   reason = 'folded into case ' .. s.case_id, event_id = ev.event_id}
+      doc.history = h
+      out.transitions[#out.transitions + 1] = {case_id = doc.case_id, from = before,
+        to = 'closed', reason = 'folded into case ' .. s.case_id, at = ev.at}
+      into = s.case_id
+    elseif id == absorbed_open then
+      redis.call('HSET', KEYS[1], 'open_case', id)
+      into = id
+    end
+    remember(doc)
+    out.moved_cases[#out.moved_cases + 1] = id
+  end
+  for mid, cid in pairs(x.threads or {}) do
+    redis.call('HSET', KEYS[5], mid, (cid == absorbed_open and into ~= '') and into or cid)
+  end
+  for field, value in pairs(x.profile or {}) do
+    if field == 'attributes' then
+      local mine = cjson.decode(redis.call('HGET', KEYS[6], 'attributes') or '{}')
+      for k, v in pairs(cjson.decode(value)) do if mine[k] == nil then mine[k] = v end end
+      redis.call('HSET', KEYS[6], 'attributes', cjson.encode(mine))
+    elseif field == 'identifiers' then
+      local mine = arr(cjson.decode(redis.call('HGET', KEYS[6], 'identifiers') or '[]'))
+      for _, a in ipairs(arr(cjson.decode(value))) do add_unique(mine, a) end
+      redis.call('HSET', KEYS[6], 'identifiers', cjson.encode(mine))
+    else
+      redis.call('HSETNX', KEYS[6], field, value)
+    end
+  end
+  for i = 1, #arr(x.agents), 2 do redis.call('ZADD', KEYS[8], 'GT', x.agents[i + 1], x.agents[i]) end
+  for i = 1, #arr(x.contacts), 2 do redis.call('ZADD', KEYS[7], x.contacts[i + 1], x.contacts[i]) end
+  local target = into ~= '' and get_case(into) or nil
+  timeline_add({entry_id = ev.event_id, at = ev.at, kind = 'system', system_type = 'merge',
+                case_id = into,
+                text = 'Customer ' .. absorbed .. ' was merged into this customer (' ..
+                  ev.reason .. ')' .. (absorbed_open ~= '' and into ~= '' and into ~= absorbed_open
+                    and ('; case ' .. absorbed_open .. ' folded into case ' .. into) or '')})
+  return target
+end
+
+local results = {}
+local latest = 0
+for i, ev in ipairs(req.entries) do
+  if ev.at > latest then latest = ev.at end
+  local stored = redis.call('HGET', KEYS[9], ev.event_id)
+  if stored then
+    local r = cjson.decode(stored)
+    r.replayed = true
+    get_case(r.case_id)
+    results[i] = r
+  elseif redis.call('ZSCORE', KEYS[4], ev.event_id) then
+    -- Applied to a customer since folded into this one: its entry came over with the fold.
+    results[i] = {event_id = ev.event_id, type = ev.type, case_id = '', transitions = {},
+                  opened = '', reopened = '', moved_cases = {}, error = '', replayed = true}
+  else
+    out = {transitions = {}, moved_cases = {}, opened = '', reopened = ''}
+    local case
+    if ev.type == 'inbound' then case = apply_inbound(ev)
+    elseif ev.type == 'outbound' then case = apply_outbound(ev)
+    elseif ev.type == 'status' then case = apply_status(ev)
+    elseif ev.type == 'fold' then case = apply_fold(ev)
+    end
+    if case then dirty[case.case_id] = true end
+    local r = {event_id = ev.event_id, type = ev.type, case_id = case and case.case_id or '',
+               transitions = out.transitions, opened = out.opened, reopened = out.reopened,
+               moved_cases = out.moved_cases, error = out.error or '', replayed = false}
+    if r.error == '' then
+      redis.call('HSET', KEYS[9], ev.event_id, cjson.encode(r))
+      redis.call('ZADD', KEYS[4], ev.at, ev.event_id)
+    end
+    results[i] = r
+  end
+end
+
+for _, id in ipairs(touched_order) do
+  if dirty[id] then redis.call('HSET', KEYS[2], id, cjson.encode(touched[id])) end
+end
+-- Caps and expiry: the timeline keeps its newest entries; idempotency memory is bounded too.
+redis.call('LTRIM', KEYS[3], -cfg.timeline_max, -1)
+local overflow = redis.call('ZCARD', KEYS[4]) - cfg.seen_max
+if overflow > 0 then
+  local old = redis.call('ZRANGE', KEYS[4], 0, overflow - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, overflow - 1)
+  redis.call('HDEL', KEYS[9], unpack(old))
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', latest - cfg.contacts_window_ms * 4)
+for k = 1, 9 do
+  if k ~= 2 and k ~= 1 then redis.call('EXPIRE', KEYS[k], cfg.ttl_s) end
+end
+
+local cases = {}
+for _, id in ipairs(touched_order) do cases[id] = touched[id] end
+local newest = redis.call('ZREVRANGE', KEYS[7], 0, 0, 'WITHSCORES')
+local horizon = (newest[2] and tonumber(newest[2]) or latest) - cfg.contacts_window_ms
+return cjson.encode({
+  folded_into = '',
+  results = results,
+  cases = cases,
+  context = {
+    profile = redis.call('HGETALL', KEYS[6]),
+    timeline = redis.call('LRANGE', KEYS[3], -cfg.context_n, -1),
+    agents = redis.call('ZREVRANGE', KEYS[8], 0, 9),
+    contacts_in_window = redis.call('ZCOUNT', KEYS[7], horizon, '+inf'),
+  },
+})

@@ -1,0 +1,228 @@
+"""Building case snapshots, context and case events from the store's documents (pure)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from omnirouter.events import (
+    CaseContext,
+    CaseEvent,
+    CaseEventKind,
+    CaseSnapshot,
+    CaseStatus,
+    Channel,
+    CustomerEffort,
+    CustomerProfile,
+    Direction,
+    IntentTag,
+    StatusChange,
+    TimelineEntry,
+    TimelineEntryKind,
+    derived_event_id,
+    identifier_from_address,
+)
+from omnirouter.pipeline.cases.store import EntryOutcome, as_list
+from omnirouter.pipeline.cases.story import StoryFragment, render_story
+
+
+def _at(ms: int | float | None) -> datetime | None:
+    if not ms:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _required_at(ms: int | float) -> datetime:
+    moment = _at(ms)
+    return moment if moment is not None else datetime.fromtimestamp(0, tz=UTC)
+
+
+def case_snapshot(doc: dict[str, Any]) -> CaseSnapshot:
+    """A case document as the contract's snapshot."""
+    effort = doc.get("effort") or {}
+    first_contact = _at(effort.get("first_contact_at"))
+    first_response = _at(effort.get("first_response_at"))
+    resolved = _at(effort.get("resolved_at"))
+    return CaseSnapshot(
+        case_id=doc["case_id"],
+        customer_id=doc["customer_id"],
+        status=CaseStatus(doc["status"]),
+        opened_at=_required_at(doc["opened_at"]),
+        updated_at=_required_at(doc["updated_at"]),
+        resolved_at=_at(doc.get("resolved_at")),
+        channels=tuple(Channel(c) for c in as_list(doc.get("channels"))),
+        subject=doc.get("subject") or None,
+        queue=doc.get("queue") or None,
+        assigned_agent_id=doc.get("assigned_agent_id") or None,
+        interaction_count=int(doc.get("interaction_count", 0)),
+        reopen_count=int(doc.get("reopen_count", 0)),
+        status_history=tuple(
+            StatusChange(
+                from_status=CaseStatus(h["from"]) if h.get("from") else None,
+                to_status=CaseStatus(h["to"]),
+                at=_required_at(h["at"]),
+                reason=h.get("reason", ""),
+                event_id=uuid.UUID(h["event_id"]) if _is_uuid(h.get("event_id")) else None,
+            )
+            for h in as_list(doc.get("history"))
+        ),
+        effort=CustomerEffort(
+            contacts=int(effort.get("contacts", 0)),
+            channels_used=tuple(Channel(c) for c in as_list(effort.get("channels"))),
+            channel_switches=int(effort.get("switches", 0)),
+            transfers=int(effort.get("transfers", 0)),
+            first_contact_at=first_contact,
+            first_response_at=first_response,
+            resolved_at=resolved,
+            time_to_first_response_s=(
+                (first_response - first_contact).total_seconds()
+                if first_response and first_contact
+                else None
+            ),
+            time_to_resolution_s=(
+                (resolved - first_contact).total_seconds() if resolved and first_contact else None
+            ),
+        ),
+        intents=tuple(IntentTag.model_validate(t) for t in as_list(doc.get("intents"))),
+        agents=tuple(as_list(doc.get("agents"))),
+        folded_case_ids=tuple(as_list(doc.get("folded"))),
+    )
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def timeline_entry(raw: dict[str, Any]) -> TimelineEntry:
+    """A stored timeline entry as the contract's model."""
+    return TimelineEntry(
+        entry_id=raw["entry_id"],
+        at=_required_at(raw["at"]),
+        kind=TimelineEntryKind(raw["kind"]),
+        direction=Direction(raw["direction"]) if raw.get("direction") else None,
+        channel=Channel(raw["channel"]) if raw.get("channel") else None,
+        case_id=raw.get("case_id") or None,
+        text=(raw.get("text") or "")[:4000],
+        subject=raw.get("subject") or None,
+        agent_id=raw.get("agent_id") or None,
+        attachments=int(raw.get("attachments") or 0),
+        system_type=raw.get("system_type") or None,
+    )
+
+
+def _flat_to_map(flat: Any) -> dict[str, str]:
+    if isinstance(flat, dict):
+        return {str(k): str(v) for k, v in flat.items()}
+    items = as_list(flat)
+    return {str(items[i]): str(items[i + 1]) for i in range(0, len(items) - 1, 2)}
+
+
+def customer_profile(customer_id: str, fields: dict[str, str]) -> CustomerProfile:
+    """The stored profile hash as the contract's model."""
+    attributes = orjson.loads(fields.get("attributes", "{}")) or {}
+    identifiers = as_list(orjson.loads(fields.get("identifiers", "[]")))
+    return CustomerProfile(
+        customer_id=customer_id,
+        name=fields.get("name") or None,
+        language=fields.get("language") or None,
+        tier=fields.get("tier") or None,
+        attributes={str(k): str(v) for k, v in attributes.items()},
+        identifiers=tuple(identifier_from_address(a) for a in identifiers),
+    )
+
+
+def case_context(
+    customer_id: str,
+    case_doc: dict[str, Any] | None,
+    parts: dict[str, Any],
+    *,
+    timeline_is_json: bool = True,
+) -> CaseContext:
+    """The context an agent sees with a case, from the parts the apply script returned."""
+    raw_entries = as_list(parts.get("timeline"))
+    entries = [orjson.loads(e) if timeline_is_json else e for e in raw_entries]
+    timeline = sorted((timeline_entry(e) for e in entries), key=lambda t: t.at)
+    contacts = int(parts.get("contacts_in_window") or 0)
+    story = ""
+    if case_doc is not None:
+        fragments = [
+            StoryFragment(int(f["at"]), str(f["channel"]), str(f["text"]))
+            for f in as_list(case_doc.get("story"))
+        ]
+        story = render_story(fragments)
+    return CaseContext(
+        profile=customer_profile(customer_id, _flat_to_map(parts.get("profile"))),
+        recent_timeline=tuple(timeline),
+        previous_agents=tuple(str(a) for a in as_list(parts.get("agents"))),
+        contacts_last_7_days=contacts,
+        repeat_contact=contacts >= 2,
+        story_so_far=story,
+    )
+
+
+def case_events(
+    outcome: EntryOutcome,
+    *,
+    tenant: str,
+    cases: dict[str, dict[str, Any]],
+    context_for: dict[str, CaseContext],
+    occurred_at: datetime,
+) -> list[CaseEvent]:
+    """The case events one applied entry announces: one per transition, else one update.
+
+    Ids derive from the entry's event id, so a replay re-announces with the same ids.
+    """
+    source = uuid.UUID(outcome.event_id)
+    events: list[CaseEvent] = []
+    for index, t in enumerate(outcome.transitions):
+        doc = cases.get(t["case_id"])
+        if doc is None:
+            continue
+        if not t.get("from"):
+            kind = CaseEventKind.OPENED
+        elif t["case_id"] == outcome.reopened and t["to"] == CaseStatus.NEW:
+            kind = CaseEventKind.REOPENED
+        else:
+            kind = CaseEventKind.STATUS_CHANGED
+        events.append(
+            CaseEvent(
+                event_id=derived_event_id(source, f"case:{t['case_id']}:{index}"),
+                tenant=tenant,
+                occurred_at=occurred_at,
+                causation_id=source,
+                cause_event_id=source,
+                kind=kind,
+                case=case_snapshot(doc),
+                context=context_for[t["case_id"]],
+                transition=StatusChange(
+                    from_status=CaseStatus(t["from"]) if t.get("from") else None,
+                    to_status=CaseStatus(t["to"]),
+                    at=_required_at(t["at"]),
+                    reason=t.get("reason", ""),
+                    event_id=source,
+                ),
+            )
+        )
+    announced = {e.case.case_id for e in events}
+    if outcome.case_id and outcome.case_id in cases and outcome.case_id not in announced:
+        kind = CaseEventKind.FOLDED if outcome.type == "fold" else CaseEventKind.UPDATED
+        events.append(
+            CaseEvent(
+                event_id=derived_event_id(source, f"case:{outcome.case_id}:update"),
+                tenant=tenant,
+                occurred_at=occurred_at,
+                causation_id=source,
+                cause_event_id=source,
+                kind=kind,
+                case=case_snapshot(cases[outcome.case_id]),
+                context=context_for[outcome.case_id],
+            )
+        )
+    return events

@@ -1,0 +1,174 @@
+"""Case state in Redis: the thin edge around the case Lua scripts.
+
+A batch's updates go out as one pipeline (one script call per customer, each atomic on the
+customer's hash slot): one network round trip per batch on a single Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from omnirouter.pipeline.cases.lifecycle import transition_table
+from omnirouter.redis_keys import CustomerCaseKeys
+from omnirouter.settings import CaseSettings
+
+CustomerRef = tuple[str, str]
+"""(tenant, customer_id)."""
+
+
+def _lua(name: str) -> str:
+    return resources.files("omnirouter.pipeline.cases").joinpath("lua", name).read_text()
+
+
+def as_list(value: Any) -> list[Any]:
+    """A JSON array from Lua's cjson, which encodes an empty array as {}."""
+    return value if isinstance(value, list) else []
+
+
+@dataclass(frozen=True, slots=True)
+class EntryOutcome:
+    """What applying one entry did."""
+
+    event_id: str
+    type: str
+    case_id: str
+    transitions: tuple[dict[str, Any], ...]
+    opened: str
+    reopened: str
+    moved_cases: tuple[str, ...]
+    error: str
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerUpdate:
+    """One customer's outcome: per-entry results, the cases touched and the context parts."""
+
+    folded_into: str
+    outcomes: tuple[EntryOutcome, ...] = ()
+    cases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def _outcome(raw: dict[str, Any]) -> EntryOutcome:
+    return EntryOutcome(
+        event_id=raw["event_id"],
+        type=raw.get("type", ""),
+        case_id=raw.get("case_id", ""),
+        transitions=tuple(as_list(raw.get("transitions"))),
+        opened=raw.get("opened", ""),
+        reopened=raw.get("reopened", ""),
+        moved_cases=tuple(as_list(raw.get("moved_cases"))),
+        error=raw.get("error", ""),
+        replayed=bool(raw.get("replayed")),
+    )
+
+
+def _update(raw: bytes) -> CustomerUpdate:
+    data = orjson.loads(raw)
+    cases = data.get("cases")
+    return CustomerUpdate(
+        folded_into=data.get("folded_into") or "",
+        outcomes=tuple(_outcome(r) for r in as_list(data.get("results"))),
+        cases=cases if isinstance(cases, dict) else {},
+        context=data.get("context") if isinstance(data.get("context"), dict) else {},
+    )
+
+
+class RedisCaseStore:
+    """Cases, timelines and profiles of every customer in one Redis."""
+
+    def __init__(self, client: aioredis.Redis, *, key_prefix: str, settings: CaseSettings) -> None:
+        """Use ``client``; keys start with ``key_prefix``; limits come from ``settings``."""
+        self._client = client
+        self._prefix = key_prefix
+        self._apply = client.register_script(_lua("apply.lua"))
+        self._export = client.register_script(_lua("export.lua"))
+        self._config = {
+            "reopen_ms": settings.reopen_window_s * 1000,
+            "timeline_max": settings.timeline_max_entries,
+            "ttl_s": settings.timeline_ttl_days * 86400,
+            "context_n": settings.context_entries,
+            "story_max": settings.story_max_fragments,
+            "contacts_window_ms": settings.repeat_contact_window_days * 86_400_000,
+            # Remember applied event ids well beyond the timeline's length: a replay of an
+            # entry trimmed from the timeline must still be recognised.
+            "seen_max": settings.timeline_max_entries * 4,
+            "transitions": transition_table(),
+        }
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The Redis client (for reads and tests)."""
+        return self._client
+
+    def keys(self, tenant: str, customer_id: str) -> CustomerCaseKeys:
+        """The key layout of one customer."""
+        return CustomerCaseKeys(self._prefix, tenant, customer_id)
+
+    async def apply(
+        self, work: Mapping[CustomerRef, Sequence[dict[str, Any]]]
+    ) -> dict[CustomerRef, CustomerUpdate]:
+        """Apply each customer's entries in order; all customers in one pipelined round trip."""
+        if not work:
+            return {}
+        refs = list(work)
+        async with self._client.pipeline(transaction=False) as pipe:
+            for tenant, customer_id in refs:
+                payload = {
+                    "customer_id": customer_id,
+                    "tenant": tenant,
+                    "cfg": self._config,
+                    "entries": list(work[(tenant, customer_id)]),
+                }
+                await self._apply(
+                    keys=self.keys(tenant, customer_id).script_keys(),
+                    args=[orjson.dumps(payload)],
+                    client=pipe,
+                )
+            raw = await pipe.execute()
+        return {ref: _update(r) for ref, r in zip(refs, raw, strict=True)}
+
+    async def export(self, tenant: str, absorbed_id: str, survivor_id: str) -> dict[str, Any]:
+        """Mark ``absorbed_id`` folded into ``survivor_id`` and return what it hands over."""
+        raw = await self._export(
+            keys=self.keys(tenant, absorbed_id).script_keys(), args=[survivor_id]
+        )
+        data: dict[str, Any] = orjson.loads(raw)
+        return data
+
+    async def current_customer(self, tenant: str, customer_id: str) -> str:
+        """The customer that holds ``customer_id``'s cases now (following folds)."""
+        current = customer_id
+        for _ in range(100):
+            nxt = await self._client.hget(self.keys(tenant, current).state, "folded_into")
+            if nxt is None:
+                return current
+            current = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
+        return current
+
+    async def read_customer(
+        self, tenant: str, customer_id: str, *, timeline: int
+    ) -> dict[str, Any]:
+        """A customer's cases, profile, agents and last ``timeline`` entries (one round trip)."""
+        keys = self.keys(tenant, customer_id)
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.cases)
+            pipe.hgetall(keys.profile)
+            pipe.lrange(keys.timeline, -timeline, -1)
+            pipe.zrevrange(keys.agents, 0, 9)
+            pipe.hget(keys.state, "open_case")
+            cases, profile, entries, agents, open_case = await pipe.execute()
+        return {
+            "cases": {k.decode(): orjson.loads(v) for k, v in cases.items()},
+            "profile": {k.decode(): v.decode() for k, v in profile.items()},
+            "timeline": [orjson.loads(e) for e in entries],
+            "agents": [a.decode() for a in agents],
+            "open_case": open_case.decode() if open_case else None,
+        }

@@ -1,0 +1,235 @@
+"""The case worker: faust agents that keep each customer's cases, timeline and context.
+
+Consumes ``interactions.resolved`` (customer messages), ``interactions.outbound`` (agent
+replies) and ``customers.merged`` (folding a merged customer in); publishes a ``CaseEvent`` for
+every change. Thin wiring: entries and events are built by pure functions, state changes are
+one pipelined round trip per batch.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import orjson
+from redis.exceptions import ResponseError
+
+from omnirouter.events import (
+    CaseContext,
+    CustomerMerged,
+    DeadLetter,
+    Direction,
+    EventEnvelope,
+    InteractionEvent,
+    ResolvedInteraction,
+    decode_or_dead_letter,
+    topic_spec,
+)
+from omnirouter.logs import get_logger
+from omnirouter.pipeline.cases.entries import fold_entry, inbound_entry, outbound_entry
+from omnirouter.pipeline.cases.snapshot import case_context, case_events
+from omnirouter.pipeline.cases.store import CustomerRef, CustomerUpdate, RedisCaseStore
+from omnirouter.pipeline.retry import until_it_succeeds
+from omnirouter.pipeline.stream import Outgoing, finish_even_if_stopping, publish, raw_topic
+from omnirouter.settings import CaseSettings, PipelineSettings
+
+log = get_logger(__name__)
+STAGE = "cases"
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+class CaseWorker:
+    """Applies customer messages, agent replies and merges to cases, and announces changes."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        store: RedisCaseStore,
+        *,
+        settings: CaseSettings,
+        pipeline: PipelineSettings,
+        topic_prefix: str,
+    ) -> None:
+        """Register the case agents on ``app``; they run when the app starts."""
+        self._app = app
+        self._store = store
+        self._settings = settings
+        self._pipeline = pipeline
+        self._prefix = topic_prefix
+        self.batches_processed = 0
+        self.events_consumed = 0
+        # concurrency=1 everywhere: faust-streaming #606 commits past unprocessed messages.
+        for key, name, handler in (
+            ("interactions.resolved", "omnirouter.cases.resolved", self._resolved),
+            ("interactions.outbound", "omnirouter.cases.outbound", self._outbound),
+            ("customers.merged", "omnirouter.cases.merged", self._merged),
+        ):
+            topic = raw_topic(app, topic_spec(key).name(topic_prefix))
+            app.agent(topic, name=name, concurrency=1)(self._consumer(handler))
+
+    def _consumer(self, handler: Any) -> Any:
+        async def consume(stream: Any) -> AsyncIterator[None]:
+            async for batch in stream.take_events(
+                self._pipeline.batch_max, within=self._pipeline.batch_within_s
+            ):
+                await finish_even_if_stopping(handler(batch))
+                self.batches_processed += 1
+                self.events_consumed += len(batch)
+                yield None
+
+        return consume
+
+    def _decode(
+        self, item: Any, model: type[EventEnvelope], dead: list[Outgoing]
+    ) -> EventEnvelope | None:
+        message = item.message
+        raw_value: bytes = message.value if message.value is not None else b""
+        decoded = decode_or_dead_letter(
+            model,
+            raw_value,
+            message.key,
+            stage=STAGE,
+            source_topic=message.topic,
+            source_partition=message.partition,
+            source_offset=message.offset,
+        )
+        if isinstance(decoded, DeadLetter):
+            key = (message.key or b"").decode("utf-8", "replace")
+            dead.append(Outgoing("deadletter", key, decoded))
+            return None
+        return decoded
+
+    async def _resolved(self, batch: Sequence[Any]) -> None:
+        work: dict[CustomerRef, list[dict[str, Any]]] = defaultdict(list)
+        outgoing: list[Outgoing] = []
+        for item in batch:
+            event = self._decode(item, ResolvedInteraction, outgoing)
+            if isinstance(event, ResolvedInteraction):
+                entry = inbound_entry(event, self._settings.intent_rules)
+                work[(event.tenant, event.customer_id)].append(entry)
+        await self._apply_and_announce(work, outgoing)
+
+    async def _outbound(self, batch: Sequence[Any]) -> None:
+        work: dict[CustomerRef, list[dict[str, Any]]] = defaultdict(list)
+        outgoing: list[Outgoing] = []
+        for item in batch:
+            event = self._decode(item, InteractionEvent, outgoing)
+            if isinstance(event, InteractionEvent):
+                if event.direction is not Direction.OUTBOUND or event.customer_id is None:
+                    continue  # the contract guarantees customer_id on outbound events
+                work[(event.tenant, event.customer_id)].append(outbound_entry(event))
+        await self._apply_and_announce(work, outgoing)
+
+    async def _merged(self, batch: Sequence[Any]) -> None:
+        work: dict[CustomerRef, list[dict[str, Any]]] = defaultdict(list)
+        outgoing: list[Outgoing] = []
+        for item in batch:
+            event = self._decode(item, CustomerMerged, outgoing)
+            if isinstance(event, CustomerMerged):
+                # Step one of two on the absorbed customer's slot; idempotent, so a replay of
+                # this merge exports again and the survivor's import skips what it has.
+                export = await until_it_succeeds(
+                    lambda e=event: self._store.export(e.tenant, e.absorbed_id, e.survivor_id),  # type: ignore[misc]
+                    what="cases.export",
+                    max_backoff_s=self._pipeline.retry_max_backoff_s,
+                )
+                work[(event.tenant, event.survivor_id)].append(fold_entry(event, export))
+        await self._apply_and_announce(work, outgoing)
+
+    async def _apply_and_announce(
+        self, work: dict[CustomerRef, list[dict[str, Any]]], outgoing: list[Outgoing]
+    ) -> None:
+        updates = await self._apply(work, outgoing)
+        # Events for a customer folded into another since identity resolved them: apply them
+        # to the survivor (rare: only events in flight during a merge take this second trip).
+        redirected: dict[CustomerRef, list[dict[str, Any]]] = defaultdict(list)
+        for (tenant, customer_id), update in updates.items():
+            if update.folded_into:
+                target = await self._store.current_customer(tenant, update.folded_into)
+                redirected[(tenant, target)].extend(work[(tenant, customer_id)])
+        if redirected:
+            updates.update(await self._apply(redirected, outgoing))
+        for (tenant, customer_id), update in updates.items():
+            if update.folded_into:
+                continue
+            outgoing.extend(self._announcements(tenant, customer_id, update))
+        await publish(
+            self._app,
+            outgoing,
+            topic_prefix=self._prefix,
+            what="cases.publish",
+            max_backoff_s=self._pipeline.retry_max_backoff_s,
+        )
+
+    async def _apply(
+        self, work: dict[CustomerRef, list[dict[str, Any]]], dead: list[Outgoing]
+    ) -> dict[CustomerRef, CustomerUpdate]:
+        if not work:
+            return {}
+        try:
+            return await until_it_succeeds(
+                lambda: self._store.apply(work),
+                what="cases.apply",
+                max_backoff_s=self._pipeline.retry_max_backoff_s,
+            )
+        except ResponseError as exc:
+            # A script refused (a bug or corrupt state): find the customer it concerns, so
+            # only that customer's events are dead-lettered and the stream goes on.
+            log.error("case batch refused; retrying customer by customer", error=str(exc))
+        updates: dict[CustomerRef, CustomerUpdate] = {}
+        for ref, entries in work.items():
+            try:
+                updates.update(
+                    await until_it_succeeds(
+                        lambda ref=ref, entries=entries: self._store.apply({ref: entries}),  # type: ignore[misc]
+                        what="cases.apply_one",
+                        max_backoff_s=self._pipeline.retry_max_backoff_s,
+                    )
+                )
+            except ResponseError as exc:
+                for entry in entries:
+                    dead.append(self._dead_entry(ref, entry, f"case store refused: {exc}"))
+        return updates
+
+    def _dead_entry(self, ref: CustomerRef, entry: dict[str, Any], reason: str) -> Outgoing:
+        tenant, customer_id = ref
+        letter = DeadLetter.for_payload(
+            orjson.dumps(entry),
+            customer_id.encode(),
+            stage=STAGE,
+            reason=reason[:2000],
+            error_type="CaseStoreRefused",
+            tenant=tenant,
+            causation_id=uuid.UUID(entry["event_id"]) if _is_uuid(entry.get("event_id")) else None,
+        )
+        return Outgoing("deadletter", customer_id, letter)
+
+    def _announcements(
+        self, tenant: str, customer_id: str, update: CustomerUpdate
+    ) -> list[Outgoing]:
+        contexts: dict[str, CaseContext] = {
+            case_id: case_context(customer_id, doc, update.context)
+            for case_id, doc in update.cases.items()
+        }
+        now = datetime.now(UTC)
+        out: list[Outgoing] = []
+        for outcome in update.outcomes:
+            if outcome.error:
+                log.warning("case entry refused", event_id=outcome.event_id, error=outcome.error)
+                continue
+            for event in case_events(
+                outcome, tenant=tenant, cases=update.cases, context_for=contexts, occurred_at=now
+            ):
+                out.append(Outgoing("cases.events", customer_id, event))
+        return out
