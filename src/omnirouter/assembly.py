@@ -16,6 +16,8 @@ import redis.asyncio as aioredis
 from omnirouter.connections import create_producer
 from omnirouter.devstack import StackAddresses
 from omnirouter.logs import get_logger
+from omnirouter.pipeline.cases.operations import CaseOperations
+from omnirouter.pipeline.cases.store import RedisCaseStore
 from omnirouter.pipeline.identity.operations import IdentityOperations, KafkaEventPublisher
 from omnirouter.pipeline.identity.store import RedisIdentityStore
 from omnirouter.settings import Settings
@@ -57,6 +59,7 @@ async def run_workers(
 ) -> None:
     """Run the pipeline workers (identity today) in this process until ``stop`` is set."""
     from omnirouter.pipeline import create_app
+    from omnirouter.pipeline.cases.worker import CaseWorker
     from omnirouter.pipeline.identity.worker import IdentityWorker
 
     client = aioredis.Redis.from_url(addresses.redis_url)
@@ -71,8 +74,15 @@ async def run_workers(
         pipeline=settings.pipeline,
         topic_prefix=settings.kafka.topic_prefix,
     )
+    CaseWorker(
+        app,
+        RedisCaseStore(client, key_prefix=settings.redis.key_prefix, settings=settings.cases),
+        settings=settings.cases,
+        pipeline=settings.pipeline,
+        topic_prefix=settings.kafka.topic_prefix,
+    )
     await app.start()
-    log.info("workers started", workers=["identity"])
+    log.info("workers started", workers=["identity", "cases"])
     _mark_ready(ready_file)
     try:
         await stop.wait()
@@ -94,7 +104,18 @@ async def serve_http(
     from omnirouter.http import create_http_app
 
     async with identity_operations(settings, addresses) as identity:
-        app = create_http_app(settings.api, identity=identity)
+        cases = CaseOperations(
+            RedisCaseStore(
+                aioredis.Redis.from_url(addresses.redis_url),
+                key_prefix=settings.redis.key_prefix,
+                settings=settings.cases,
+            ),
+            identity.publisher,
+            topic_prefix=settings.kafka.topic_prefix,
+            context_entries=settings.cases.context_entries,
+            contacts_window_days=settings.cases.repeat_contact_window_days,
+        )
+        app = create_http_app(settings.api, identity=identity, cases=cases)
         config = uvicorn.Config(
             app,
             host=settings.api.host,

@@ -111,7 +111,7 @@ class Router:
         log.info("topics ready", created=created)
         self._runtime_dir = Path(tempfile.mkdtemp(prefix="omnirouter-run-"))
         env = self._child_environment()
-        self._progress("starting pipeline workers (identity)")
+        self._progress("starting pipeline workers (identity, cases)")
         self._spawn("worker", env)
         self._progress(f"starting HTTP API on {settings.api.host}:{self.api_port}")
         self._spawn("serve", env)
@@ -165,7 +165,7 @@ class Router:
             f"  kafka    {self.addresses.kafka_bootstrap_servers}",
             f"  redis    {self.addresses.redis_url}",
             f"  topics   {self._settings.kafka.topic_prefix}*  ({len(TOPICS)} in the catalogue)",
-            f"  workers  identity  (pid {self._children[0].process.pid})",
+            f"  workers  identity, cases  (pid {self._children[0].process.pid})",
             f"  api      {api}  (docs {api}/docs)",
         ]
         if self.admin_token is not None:

@@ -6,20 +6,26 @@ from fastapi import Depends, FastAPI
 
 from omnirouter import __version__
 from omnirouter.http.auth import require_admin
+from omnirouter.http.cases import cases_router
 from omnirouter.http.identity import identity_router
+from omnirouter.pipeline.cases.operations import CaseOperations
 from omnirouter.pipeline.identity.operations import IdentityOperations
 from omnirouter.settings import ApiSettings
 
 
-def create_http_app(api: ApiSettings, *, identity: IdentityOperations) -> FastAPI:
+def create_http_app(
+    api: ApiSettings, *, identity: IdentityOperations, cases: CaseOperations | None = None
+) -> FastAPI:
     """The HTTP API with its dependencies given (tests and ``omnirouter serve`` both use this)."""
     app = FastAPI(
         title="omnirouter",
         version=__version__,
-        description="Omni-channel message router: identity administration API.",
+        description="Omni-channel message router: cases, customers and identity administration.",
     )
     admin = Depends(require_admin(api.admin_token))
     app.include_router(identity_router(identity, admin=admin))
+    if cases is not None:
+        app.include_router(cases_router(cases, admin=admin))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

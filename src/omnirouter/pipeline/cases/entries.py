@@ -129,3 +129,26 @@ def fold_entry(merged: CustomerMerged, export: dict[str, Any]) -> dict[str, Any]
         )[:300],
         "export": export,
     }
+
+
+def profile_entry(
+    event_id: uuid.UUID,
+    at: datetime,
+    *,
+    name: str | None = None,
+    language: str | None = None,
+    tier: str | None = None,
+    attributes: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A profile update from the profile API (fields left None stay as they are)."""
+    return {
+        "type": "profile",
+        "event_id": str(event_id),
+        "at": millis(at),
+        "profile": {
+            "name": name or "",
+            "language": language or "",
+            "tier": tier or "",
+            "attributes": attributes or {},
+        },
+    }

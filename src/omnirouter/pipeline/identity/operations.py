@@ -67,7 +67,7 @@ class IdentityOperations:
     ) -> None:
         """Act on ``store`` and announce changes through ``publisher``."""
         self._store = store
-        self._publisher = publisher
+        self.publisher = publisher
         self._unmerged_topic = topic_spec("customers.unmerged").name(topic_prefix)
 
     async def unmerge(
@@ -100,7 +100,7 @@ class IdentityOperations:
             reason=reason,
         )
         await asyncio.to_thread(
-            self._publisher.publish, self._unmerged_topic, split.survivor_id, encode(event)
+            self.publisher.publish, self._unmerged_topic, split.survivor_id, encode(event)
         )
         return SplitOutcome(split, event)
 

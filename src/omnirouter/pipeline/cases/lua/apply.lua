@@ -133,6 +133,22 @@ local function find_case_for_inbound(ev)
   return c
 end
 
+local function update_profile(p, identifiers)
+  for _, field in ipairs({'name', 'language', 'tier'}) do
+    if p[field] ~= nil and p[field] ~= '' then redis.call('HSET', KEYS[6], field, p[field]) end
+  end
+  local attrs = cjson.decode(redis.call('HGET', KEYS[6], 'attributes') or '{}')
+  local changed = false
+  for k, v in pairs(p.attributes or {}) do attrs[k] = v; changed = true end
+  if changed then redis.call('HSET', KEYS[6], 'attributes', cjson.encode(attrs)) end
+  local ids = arr(cjson.decode(redis.call('HGET', KEYS[6], 'identifiers') or '[]'))
+  local grew = false
+  for _, a in ipairs(arr(identifiers)) do
+    if not contains(ids, a) then ids[#ids + 1] = a; grew = true end
+  end
+  if grew then redis.call('HSET', KEYS[6], 'identifiers', cjson.encode(ids)) end
+end
+
 local function apply_inbound(ev)
   local case = find_case_for_inbound(ev)
   case.interaction_count = case.interaction_count + 1
@@ -174,20 +190,7 @@ local function apply_inbound(ev)
                 channel = ev.channel, case_id = case.case_id, text = ev.text,
                 subject = ev.subject, attachments = ev.attachments})
   redis.call('ZADD', KEYS[7], ev.at, ev.event_id)
-  local p = ev.profile
-  for _, field in ipairs({'name', 'language', 'tier'}) do
-    if p[field] ~= nil and p[field] ~= '' then redis.call('HSET', KEYS[6], field, p[field]) end
-  end
-  local attrs = cjson.decode(redis.call('HGET', KEYS[6], 'attributes') or '{}')
-  local changed = false
-  for k, v in pairs(p.attributes or {}) do attrs[k] = v; changed = true end
-  if changed then redis.call('HSET', KEYS[6], 'attributes', cjson.encode(attrs)) end
-  local ids = arr(cjson.decode(redis.call('HGET', KEYS[6], 'identifiers') or '[]'))
-  local grew = false
-  for _, a in ipairs(arr(ev.identifiers)) do
-    if not contains(ids, a) then ids[#ids + 1] = a; grew = true end
-  end
-  if grew then redis.call('HSET', KEYS[6], 'identifiers', cjson.encode(ids)) end
+  update_profile(ev.profile, ev.identifiers)
   return case
 end
 
@@ -391,6 +394,7 @@ for i, ev in ipairs(req.entries) do
     elseif ev.type == 'outbound' then case = apply_outbound(ev)
     elseif ev.type == 'status' then case = apply_status(ev)
     elseif ev.type == 'fold' then case = apply_fold(ev)
+    elseif ev.type == 'profile' then update_profile(ev.profile, {})
     end
     if case then dirty[case.case_id] = true end
     local r = {event_id = ev.event_id, type = ev.type, case_id = case and case.case_id or '',

@@ -1,0 +1,198 @@
+"""The case lifecycle on real Redis: open, continue, reopen, thread, reply, transfer, resolve."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from omnirouter.devstack import StackAddresses
+from omnirouter.events import (
+    CaseStatus,
+    Channel,
+    Direction,
+    InteractionEvent,
+    ProviderRefs,
+    ResolvedInteraction,
+)
+from omnirouter.pipeline.cases.entries import inbound_entry, outbound_entry, status_entry
+from omnirouter.pipeline.cases.snapshot import case_snapshot
+from omnirouter.pipeline.cases.store import RedisCaseStore
+from omnirouter.settings import CaseSettings
+from support.events import identifier, inbound
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+CUSTOMER = "cus_lifecycle"
+
+
+@pytest.fixture
+async def store(stack: StackAddresses, redis_prefix: str) -> AsyncIterator[RedisCaseStore]:
+    client = aioredis.Redis.from_url(stack.redis_url)
+    settings = CaseSettings(reopen_window_s=3600, timeline_max_entries=20)
+    yield RedisCaseStore(client, key_prefix=redis_prefix, settings=settings)
+    await client.aclose()
+
+
+def message(channel: str, text: str, at: datetime, **provider: Any) -> ResolvedInteraction:
+    event = inbound(channel, identifier("email", "lee@example.com"), text=text, at=at)
+    if provider:
+        event = event.model_copy(update={"provider": ProviderRefs(provider="smtp", **provider)})
+    return ResolvedInteraction(
+        occurred_at=at,
+        customer_id=CUSTOMER,
+        interaction=event,
+        is_new_customer=False,
+        identifiers=(identifier("email", "lee@example.com"),),
+    )
+
+
+def reply(text: str, at: datetime, agent: str = "agent-a", **provider: Any) -> InteractionEvent:
+    return InteractionEvent(
+        occurred_at=at,
+        channel=Channel.EMAIL,
+        direction=Direction.OUTBOUND,
+        identifiers=(identifier("email", "lee@example.com"),),
+        customer_id=CUSTOMER,
+        agent_id=agent,
+        content={"text": text},
+        provider=ProviderRefs(provider="smtp", **provider),
+    )
+
+
+async def apply(store: RedisCaseStore, *entries: dict[str, Any]) -> Any:
+    updates = await store.apply({("default", CUSTOMER): list(entries)})
+    return updates[("default", CUSTOMER)]
+
+
+def status(to: CaseStatus | None, at: datetime, case_id: str, **kw: Any) -> dict[str, Any]:
+    return status_entry(
+        uuid.uuid4(), at, case_id=case_id, to=to, reason=kw.pop("reason", "test"), **kw
+    )
+
+
+RULES = CaseSettings().intent_rules
+
+
+async def test_a_message_soon_after_resolution_reopens_the_case(store) -> None:  # type: ignore[no-untyped-def]
+    first = await apply(store, inbound_entry(message("email", "Refund please", T0), RULES))
+    case_id = first.outcomes[0].opened
+    await apply(store, status(CaseStatus.RESOLVED, T0 + timedelta(minutes=5), case_id))
+    again = await apply(
+        store, inbound_entry(message("sms", "It came back", T0 + timedelta(minutes=30)), RULES)
+    )
+
+    assert again.outcomes[0].case_id == case_id
+    assert again.outcomes[0].reopened == case_id
+    case = case_snapshot(again.cases[case_id])
+    assert case.status is CaseStatus.NEW
+    assert case.reopen_count == 1
+    assert [(h.from_status, h.to_status) for h in case.status_history] == [
+        (None, CaseStatus.NEW),
+        (CaseStatus.NEW, CaseStatus.RESOLVED),
+        (CaseStatus.RESOLVED, CaseStatus.NEW),
+    ]
+
+
+async def test_after_the_reopen_window_the_old_case_closes_and_a_new_one_opens(store) -> None:  # type: ignore[no-untyped-def]
+    first = await apply(store, inbound_entry(message("email", "Hi", T0), RULES))
+    old = first.outcomes[0].opened
+    await apply(store, status(CaseStatus.RESOLVED, T0 + timedelta(minutes=1), old))
+    later = await apply(
+        store, inbound_entry(message("email", "New problem", T0 + timedelta(hours=3)), RULES)
+    )
+
+    new = later.outcomes[0].opened
+    assert new and new != old
+    assert case_snapshot(later.cases[old]).status is CaseStatus.CLOSED
+    assert later.cases[new]["related_case_id"] == old
+
+
+async def test_an_email_reply_threads_into_its_case_by_in_reply_to(store) -> None:  # type: ignore[no-untyped-def]
+    first = await apply(
+        store, inbound_entry(message("email", "Order 9", T0, message_id="<m1@x>"), RULES)
+    )
+    case_id = first.outcomes[0].opened
+    await apply(
+        store,
+        outbound_entry(reply("We are on it", T0 + timedelta(minutes=2), message_id="<r1@us>")),
+    )
+    await apply(store, status(CaseStatus.RESOLVED, T0 + timedelta(minutes=3), case_id))
+    # A reply to our answer, quoting it: In-Reply-To names our message, References the thread.
+    threaded = message(
+        "email",
+        "Thanks, but...",
+        T0 + timedelta(minutes=20),
+        message_id="<m2@x>",
+        in_reply_to="<r1@us>",
+        references=("<m1@x>", "<r1@us>"),
+    )
+    update = await apply(store, inbound_entry(threaded, RULES))
+
+    assert update.outcomes[0].case_id == case_id
+    assert update.outcomes[0].reopened == case_id
+
+
+async def test_replies_wait_on_the_customer_and_record_first_response_and_transfers(store) -> None:  # type: ignore[no-untyped-def]
+    first = await apply(store, inbound_entry(message("webchat", "Help", T0), RULES))
+    case_id = first.outcomes[0].opened
+    await apply(
+        store, status(CaseStatus.ASSIGNED, T0 + timedelta(seconds=30), case_id, agent_id="agent-a")
+    )
+    await apply(store, outbound_entry(reply("Hello!", T0 + timedelta(seconds=90))))
+    waiting = await apply(
+        store, status(None, T0 + timedelta(minutes=2), case_id, agent_id="agent-b")
+    )
+    back = await apply(
+        store, inbound_entry(message("webchat", "Still there?", T0 + timedelta(minutes=5)), RULES)
+    )
+    done = await apply(store, status(CaseStatus.RESOLVED, T0 + timedelta(minutes=10), case_id))
+
+    assert case_snapshot(waiting.cases[case_id]).status is CaseStatus.WAITING_ON_CUSTOMER
+    assert case_snapshot(back.cases[case_id]).status is CaseStatus.ASSIGNED  # back to its agent
+    case = case_snapshot(done.cases[case_id])
+    assert case.effort is not None
+    assert case.effort.time_to_first_response_s == 90
+    assert case.effort.time_to_resolution_s == 600
+    assert case.effort.transfers == 1
+    assert case.agents == ("agent-a", "agent-b")
+    assert case.assigned_agent_id == "agent-b"
+    timeline = (await store.read_customer("default", CUSTOMER, timeline=50))["timeline"]
+    assert any(t.get("system_type") == "reassignment" for t in timeline)
+    assert [t["direction"] for t in timeline if t["kind"] != "system"] == [
+        "inbound",
+        "outbound",
+        "inbound",
+    ]
+
+
+async def test_a_transition_the_lifecycle_forbids_is_refused(store) -> None:  # type: ignore[no-untyped-def]
+    first = await apply(store, inbound_entry(message("sms", "Hi", T0), RULES))
+    case_id = first.outcomes[0].opened
+    closed = await apply(store, status(CaseStatus.CLOSED, T0 + timedelta(minutes=1), case_id))
+    refused = await apply(store, status(CaseStatus.ASSIGNED, T0 + timedelta(minutes=2), case_id))
+
+    assert closed.outcomes[0].error == ""
+    assert refused.outcomes[0].error == f"case {case_id} cannot go from closed to assigned"
+
+
+async def test_the_timeline_is_capped_and_replays_never_duplicate(store) -> None:  # type: ignore[no-untyped-def]
+    entries = [
+        inbound_entry(message("sms", f"message {n}", T0 + timedelta(seconds=n)), RULES)
+        for n in range(30)
+    ]
+    await apply(store, *entries)
+    again = await apply(store, *entries)
+
+    assert all(o.replayed for o in again.outcomes)
+    timeline = (await store.read_customer("default", CUSTOMER, timeline=100))["timeline"]
+    assert len(timeline) == 20
+    texts = [t["text"] for t in timeline if t["kind"] == "message"]
+    assert texts == [f"message {n}" for n in range(30 - len(texts), 30)]
+    case = case_snapshot(again.cases[again.outcomes[0].case_id])
+    assert case.interaction_count == 30
