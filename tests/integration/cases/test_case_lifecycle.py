@@ -196,3 +196,29 @@ async def test_the_timeline_is_capped_and_replays_never_duplicate(store) -> None
     assert texts == [f"message {n}" for n in range(30 - len(texts), 30)]
     case = case_snapshot(again.cases[again.outcomes[0].case_id])
     assert case.interaction_count == 30
+
+
+async def test_a_batch_for_many_customers_is_one_round_trip(
+    stack: StackAddresses, redis_prefix: str
+) -> None:
+    from support.redis_trips import CountingConnection, counting_client
+
+    client = counting_client(stack.redis_url)
+    store = RedisCaseStore(client, key_prefix=redis_prefix, settings=CaseSettings())
+    warm_up = message("sms", "warm-up", T0)
+    await store.apply({("default", "cus_warm"): [inbound_entry(warm_up, RULES)]})
+    work = {
+        ("default", f"cus_{n}"): [
+            inbound_entry(message("sms", f"hello {n}.{k}", T0 + timedelta(seconds=k)), RULES)
+            for k in range(3)
+        ]
+        for n in range(25)
+    }
+    before = CountingConnection.sends
+    updates = await store.apply(work)
+    trips = CountingConnection.sends - before
+    await client.aclose()
+
+    assert len(updates) == 25
+    assert all(len(u.outcomes) == 3 and not u.folded_into for u in updates.values())
+    assert trips == 1, f"{trips} round trips for 75 events of 25 customers"

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from omnirouter.pipeline.cases.lifecycle import transition_table
 from omnirouter.redis_keys import CustomerCaseKeys
@@ -88,7 +89,8 @@ class RedisCaseStore:
         """Use ``client``; keys start with ``key_prefix``; limits come from ``settings``."""
         self._client = client
         self._prefix = key_prefix
-        self._apply = client.register_script(_lua("apply.lua"))
+        self._apply_source = _lua("apply.lua")
+        self._apply_sha: str | None = None
         self._export = client.register_script(_lua("export.lua"))
         self._config = {
             "reopen_ms": settings.reopen_window_s * 1000,
@@ -119,21 +121,33 @@ class RedisCaseStore:
         if not work:
             return {}
         refs = list(work)
-        async with self._client.pipeline(transaction=False) as pipe:
-            for tenant, customer_id in refs:
-                payload = {
-                    "customer_id": customer_id,
-                    "tenant": tenant,
-                    "cfg": self._config,
-                    "entries": list(work[(tenant, customer_id)]),
-                }
-                await self._apply(
-                    keys=self.keys(tenant, customer_id).script_keys(),
-                    args=[orjson.dumps(payload)],
-                    client=pipe,
-                )
-            raw = await pipe.execute()
+        calls = []
+        for tenant, customer_id in refs:
+            payload = {
+                "customer_id": customer_id,
+                "tenant": tenant,
+                "cfg": self._config,
+                "entries": list(work[(tenant, customer_id)]),
+            }
+            calls.append((self.keys(tenant, customer_id).script_keys(), orjson.dumps(payload)))
+        try:
+            raw = await self._evalsha_all(calls)
+        except NoScriptError:
+            # Redis restarted (or failed over) and lost its script cache: load and go again.
+            # Safe to repeat: a script that did run made its entries replays.
+            self._apply_sha = None
+            raw = await self._evalsha_all(calls)
         return {ref: _update(r) for ref, r in zip(refs, raw, strict=True)}
+
+    async def _evalsha_all(self, calls: list[tuple[list[str], bytes]]) -> list[Any]:
+        # EVALSHA straight into the pipeline: redis-py's Script objects would add a
+        # SCRIPT EXISTS round trip to every pipeline.
+        if self._apply_sha is None:
+            self._apply_sha = str(await self._client.script_load(self._apply_source))
+        async with self._client.pipeline(transaction=False) as pipe:
+            for keys, payload in calls:
+                pipe.evalsha(self._apply_sha, len(keys), *keys, payload)
+            return list(await pipe.execute())
 
     async def export(self, tenant: str, absorbed_id: str, survivor_id: str) -> dict[str, Any]:
         """Mark ``absorbed_id`` folded into ``survivor_id`` and return what it hands over."""
