@@ -80,11 +80,6 @@ def test_own_words_of_a_message_with_nothing_new_are_empty(text: str) -> None:
     assert own_words(text) == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_GREETING matches any first line of <=40 chars after hi/hello/hey/dear, so a "
-    "one-line SMS or chat message that starts with a greeting loses all its words",
-)
 @pytest.mark.parametrize(
     "text", ["Hi, my parcel never arrived.", "Hey where is my refund?", "Hello I need help"]
 )
@@ -92,11 +87,6 @@ def test_own_words_keep_a_one_line_message_that_starts_with_a_greeting(text: str
     assert own_words(text) != ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the greeting is only skipped while nothing is kept, and a leading blank line is "
-    "kept, so a body that starts with an empty line keeps its greeting",
-)
 def test_own_words_drop_the_greeting_after_leading_blank_lines() -> None:
     assert own_words("\nHi Ana,\nMy parcel is late.") == "My parcel is late."
 
@@ -197,9 +187,5 @@ def test_story_over_the_limit_keeps_its_end_behind_an_ellipsis() -> None:
     assert story.endswith("message number 49")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the cut keeps story[-(max_chars - 1):], which is the whole story when max_chars is 1",
-)
 def test_story_never_exceeds_a_tiny_limit() -> None:
     assert len(render_story([_fragment(1, "sms", "hello there")], max_chars=1)) <= 1

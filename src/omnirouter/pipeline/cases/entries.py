@@ -36,7 +36,7 @@ def new_case_id(source_event_id: uuid.UUID, customer_id: str) -> str:
 def customer_of_case(case_id: str) -> str | None:
     """The customer a case was opened for (it may since have been merged into another)."""
     prefix, sep, customer = case_id.partition(CASE_ID_SEPARATOR)
-    return customer if sep and prefix.startswith("case_") and customer else None
+    return customer if sep and prefix.startswith("case_") and len(prefix) > 5 and customer else None
 
 
 def millis(moment: datetime) -> int:
@@ -48,7 +48,12 @@ def inbound_entry(resolved: ResolvedInteraction, rules: tuple[IntentRule, ...]) 
     """A customer's message, call, transcript or form, for their case and timeline."""
     event = resolved.interaction
     text = event.content.text
-    refs = [r for r in (event.provider.in_reply_to, *reversed(event.provider.references)) if r]
+    # The message replied to first, then the thread from newest to oldest, each once.
+    refs = list(
+        dict.fromkeys(
+            r for r in (event.provider.in_reply_to, *reversed(event.provider.references)) if r
+        )
+    )
     intents = tag_intents(f"{event.content.subject or ''}\n{text}", rules)
     return {
         "type": "inbound",

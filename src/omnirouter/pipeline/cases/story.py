@@ -18,7 +18,12 @@ _QUOTE_HEADER = re.compile(
 _SIGNATURE = re.compile(
     r"^\s*(--\s*|Sent from my .+|Best regards,?|Kind regards,?|Regards,?|Thanks,?|Cheers,?)$", re.I
 )
-_GREETING = re.compile(r"^\s*(hi|hello|hey|dear)\b[^\n]{0,40}[,!]?\s*$", re.I)
+# A line that is only a greeting: the word, up to three more (a name, "team"), punctuation.
+_GREETING = re.compile(
+    r"^\s*(hi|hello|hey|dear|good (morning|afternoon|evening))\b"
+    r"([ \t]+[\w.'-]+){0,3}[ \t]*[,!:]?\s*$",
+    re.I,
+)
 _SPACES = re.compile(r"\s+")
 
 
@@ -34,12 +39,17 @@ class StoryFragment:
 def own_words(text: str) -> str:
     """The customer's new words in a message: quoted history, signature and greeting removed."""
     kept: list[str] = []
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
         if line.lstrip().startswith(">") or _QUOTE_HEADER.match(line):
             break  # everything below a reply header is the earlier conversation
         if _SIGNATURE.match(line):
             break
-        if not kept and _GREETING.match(line):
+        if not kept and not line.strip():
+            continue
+        # A greeting alone on its line is dropped, but never a message's only line.
+        has_more = any(rest.strip() for rest in lines[index + 1 :])
+        if not kept and has_more and _GREETING.match(line):
             continue
         kept.append(line)
     return _SPACES.sub(" ", " ".join(kept)).strip()
@@ -65,4 +75,8 @@ def render_story(fragments: Sequence[StoryFragment], *, max_chars: int = 4000) -
         lines.append(f"[{via}] {fragment.text}")
         previous_channel = fragment.channel
     story = "\n".join(lines)
-    return story if len(story) <= max_chars else "…" + story[-(max_chars - 1) :]
+    if len(story) <= max_chars:
+        return story
+    if max_chars <= 1:
+        return "…"[:max_chars]
+    return "…" + story[-(max_chars - 1) :]
