@@ -21,4 +21,5 @@ class CountingConnection(Connection):
 def counting_client(url: str) -> aioredis.Redis:
     """A client whose round trips are counted in ``CountingConnection.sends``."""
     pool = aioredis.ConnectionPool.from_url(url, connection_class=CountingConnection)
-    return aioredis.Redis(connection_pool=pool)
+    # from_pool: closing the client closes the pool and its connections too.
+    return aioredis.Redis.from_pool(pool)
