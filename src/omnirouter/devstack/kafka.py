@@ -206,7 +206,11 @@ def start_kafka(
 
 def _format_storage(java: str, libs: Path, log4j: Path, config: Path) -> None:
     # StorageTool wants a base64url cluster id of 16 bytes without padding, as random-uuid prints.
-    cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Like Kafka's own Uuid.randomUuid, never one starting with "-": the tool's argument parser
+    # would read it as an option ("argument --cluster-id/-t: expected one argument").
+    cid = "-"
+    while cid.startswith("-"):
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     result = subprocess.run(
         [
             *_java_command(java, libs, log4j, "kafka.tools.StorageTool", "256m"),
