@@ -15,15 +15,15 @@ def test_kafka_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(ids))
     seen: list[list[str]] = []
 
-    class Done(Exception):
+    class FormatCalledError(Exception):
         pass
 
     def fake_run(argv: list[str], **_: object) -> object:
         seen.append(argv)
-        raise Done
+        raise FormatCalledError
 
     monkeypatch.setattr(kafka.subprocess, "run", fake_run)
-    with pytest.raises(Done):
+    with pytest.raises(FormatCalledError):
         kafka._format_storage("java", kafka.Path("/libs"), kafka.Path("/l.props"), kafka.Path("/s"))
     cluster_id = seen[0][seen[0].index("-t") + 1]
     assert not cluster_id.startswith("-")
