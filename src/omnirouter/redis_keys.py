@@ -192,3 +192,90 @@ class CustomerCaseKeys:
             self.agents,
             self.outcomes,
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingKeys:
+    """Agents, offers, assignments, queues and timers of one tenant.
+
+    Hash tag: ``{<prefix>:rt:<tenant>}`` — one slot per tenant. Offering a case reads every
+    candidate agent's presence and load and reserves one of them atomically, so agents and the
+    cases racing for them must share a slot; routing state is small next to cases and
+    timelines, which stay spread per customer.
+    """
+
+    prefix: str
+    tenant: str
+
+    @property
+    def tag(self) -> str:
+        """The hash-tagged stem of every routing key of this tenant."""
+        return f"{{{self.prefix}:rt:{self.tenant}}}"
+
+    @property
+    def agents(self) -> str:
+        """HASH agent_id -> agent (JSON: skills, languages, capacity, presence, idle_since)."""
+        return f"{self.tag}:agents"
+
+    @property
+    def load(self) -> str:
+        """HASH "agent|channel" -> cases of that channel the agent holds or is offered."""
+        return f"{self.tag}:load"
+
+    @property
+    def offers(self) -> str:
+        """HASH case_id -> open offer (JSON: agent, channel, expiry, queue)."""
+        return f"{self.tag}:offers"
+
+    @property
+    def assigned(self) -> str:
+        """HASH case_id -> assignment (JSON: agent, channel, since, queue); at most one each."""
+        return f"{self.tag}:assigned"
+
+    @property
+    def waiting(self) -> str:
+        """HASH case_id -> routing request (JSON) of a case queued or offered."""
+        return f"{self.tag}:waiting"
+
+    @property
+    def timers(self) -> str:
+        """ZSET "kind|case_id" scored by when it fires (ms): offer expiry, sticky, escalation,
+        SLA, opening. In Redis, so they survive a worker restart."""
+        return f"{self.tag}:timers"
+
+    @property
+    def acks(self) -> str:
+        """SET "case_id|opened_ms": auto-acknowledgements already sent (one per episode)."""
+        return f"{self.tag}:acks"
+
+    @property
+    def stats(self) -> str:
+        """HASH queue -> handling-time average (JSON), for the estimated wait."""
+        return f"{self.tag}:stats"
+
+    @property
+    def queue_stem(self) -> str:
+        """Stem of the per-queue ZSETs of waiting cases (priority first, then age)."""
+        return f"{self.tag}:queue:"
+
+    def queue(self, queue_id: str) -> str:
+        """ZSET case_id -> score (lower first: higher priority, then longer wait)."""
+        return f"{self.queue_stem}{queue_id}"
+
+    def script_keys(self) -> list[str]:
+        """The keys passed to the routing Lua scripts, in the order they expect."""
+        return [
+            self.agents,
+            self.load,
+            self.offers,
+            self.assigned,
+            self.waiting,
+            self.timers,
+            self.acks,
+            self.stats,
+        ]
+
+
+def routing_tenants_key(prefix: str) -> str:
+    """SET of tenants with routing state, so the timer loop knows whose timers to fire."""
+    return f"{{{prefix}:rt}}:tenants"
