@@ -20,6 +20,10 @@ from omnirouter.pipeline.cases.operations import CaseOperations
 from omnirouter.pipeline.cases.store import RedisCaseStore
 from omnirouter.pipeline.identity.operations import IdentityOperations, KafkaEventPublisher
 from omnirouter.pipeline.identity.store import RedisIdentityStore
+from omnirouter.pipeline.routing.engine import RoutingEngine
+from omnirouter.pipeline.routing.loader import rules_from_settings
+from omnirouter.pipeline.routing.operations import RoutingOperations
+from omnirouter.pipeline.routing.store import RoutingStore
 from omnirouter.settings import Settings
 
 log = get_logger(__name__)
@@ -74,15 +78,23 @@ async def run_workers(
         pipeline=settings.pipeline,
         topic_prefix=settings.kafka.topic_prefix,
     )
+    cases = RedisCaseStore(client, key_prefix=settings.redis.key_prefix, settings=settings.cases)
+    router = RoutingEngine(
+        rules_from_settings(settings.routing.rules_file),
+        RoutingStore(client, key_prefix=settings.redis.key_prefix),
+        cases,
+    )
     CaseWorker(
         app,
-        RedisCaseStore(client, key_prefix=settings.redis.key_prefix, settings=settings.cases),
+        cases,
         settings=settings.cases,
         pipeline=settings.pipeline,
         topic_prefix=settings.kafka.topic_prefix,
+        router=router,
+        timer_interval_s=settings.routing.timer_interval_s,
     )
     await app.start()
-    log.info("workers started", workers=["identity", "cases"])
+    log.info("workers started", workers=["identity", "cases", "routing"])
     _mark_ready(ready_file)
     try:
         await stop.wait()
@@ -104,18 +116,28 @@ async def serve_http(
     from omnirouter.http import create_http_app
 
     async with identity_operations(settings, addresses) as identity:
+        client = aioredis.Redis.from_url(addresses.redis_url)
+        case_store = RedisCaseStore(
+            client, key_prefix=settings.redis.key_prefix, settings=settings.cases
+        )
         cases = CaseOperations(
-            RedisCaseStore(
-                aioredis.Redis.from_url(addresses.redis_url),
-                key_prefix=settings.redis.key_prefix,
-                settings=settings.cases,
-            ),
+            case_store,
             identity.publisher,
             topic_prefix=settings.kafka.topic_prefix,
             context_entries=settings.cases.context_entries,
             contacts_window_days=settings.cases.repeat_contact_window_days,
         )
-        app = create_http_app(settings.api, identity=identity, cases=cases)
+        routing = RoutingOperations(
+            RoutingEngine(
+                rules_from_settings(settings.routing.rules_file),
+                RoutingStore(client, key_prefix=settings.redis.key_prefix),
+                case_store,
+            ),
+            identity.publisher,
+            topic_prefix=settings.kafka.topic_prefix,
+        )
+        cases.on_case_left = routing.case_left
+        app = create_http_app(settings.api, identity=identity, cases=cases, routing=routing)
         config = uvicorn.Config(
             app,
             host=settings.api.host,

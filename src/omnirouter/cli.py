@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from omnirouter import __version__
 from omnirouter.errors import OmnirouterError
@@ -74,6 +75,21 @@ def _parser() -> argparse.ArgumentParser:
         if action == "down":
             sub.add_argument("--keep-data", action="store_true", help="keep the data folders")
 
+    rules = commands.add_parser("rules", help="check, explain and compare routing rules")
+    rules_commands = rules.add_subparsers(dest="action", required=True, metavar="ACTION")
+    validate = rules_commands.add_parser("validate", help="check a rules file")
+    validate.add_argument("file", type=Path)
+    explain = rules_commands.add_parser("explain", help="dry-run the rules on one event")
+    explain.add_argument("file", type=Path)
+    explain.add_argument("--event", type=Path, required=True, help="an InteractionEvent (JSON)")
+    explain.add_argument("--json", action="store_true", help="print JSON")
+    whatif = rules_commands.add_parser(
+        "whatif", help="replay recorded routing against other rules (reads Kafka, changes nothing)"
+    )
+    whatif.add_argument("file", type=Path)
+    whatif.add_argument("--from", dest="since", required=True, help="ISO timestamp to start at")
+    whatif.add_argument("--json", action="store_true", help="print JSON")
+
     schemas = commands.add_parser("schemas", help="JSON Schemas and the AsyncAPI topic catalogue")
     schema_commands = schemas.add_subparsers(dest="action", required=True, metavar="ACTION")
     export = schema_commands.add_parser("export", help="write schemas/ from the event models")
@@ -111,6 +127,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _long_running(args.command, settings, args.ready_file)
     if args.command == "identity":
         return asyncio.run(_identity(args, settings))
+    if args.command == "rules":
+        return _rules(args, settings)
     raise AssertionError(args.command)  # argparse only accepts the commands above
 
 
@@ -169,11 +187,96 @@ def _devstack(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if status.running else 1
 
 
+def _rules(args: argparse.Namespace, settings: Settings) -> int:
+    from omnirouter.pipeline.routing.loader import load_rules
+
+    rules = load_rules(args.file)
+    if args.action == "validate":
+        print(f"{args.file}: ok ({len(rules.queues)} queues, {len(rules.rules)} rules)")
+        return 0
+    if args.action == "explain":
+        return _rules_explain(args, settings, rules)
+    return _rules_whatif(args, settings, rules)
+
+
+def _rules_explain(args: argparse.Namespace, settings: Settings, rules: Any) -> int:
+    from datetime import UTC, datetime
+
+    from omnirouter.events import InteractionEvent
+    from omnirouter.pipeline.routing.decide import decide
+    from omnirouter.pipeline.routing.explain import explain, request_for_event
+
+    try:
+        event = InteractionEvent.model_validate_json(args.event.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise OmnirouterError(f"{args.event}: not an InteractionEvent: {str(exc)[:300]}") from None
+    request = request_for_event(event, settings.cases.intent_rules)
+    decision = decide(rules, request, [], datetime.now(UTC))
+    report = explain(decision, request)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    state = "open" if report["open"] else f"closed until {report['opens_at']}"
+    print(f"rule      {report['rule'] or '(none: default queue)'}")
+    print(f"queue     {report['queue']}  ({state})")
+    print(f"priority  {report['priority']}")
+    needs = report["requirements"]
+    print(f"needs     skills {needs['skills'] or 'none'}, languages {needs['languages'] or 'any'}")
+    print(f"intents   {', '.join(report['intents']) or 'none'}")
+    print("why:")
+    for reason in report["reasons"]:
+        print(f"  - {reason}")
+    return 0
+
+
+def _rules_whatif(args: argparse.Namespace, settings: Settings, rules: Any) -> int:
+    from datetime import datetime
+
+    from omnirouter.pipeline.routing.explain import what_if
+    from omnirouter.runtime import connect_services, read_routed_since
+
+    try:
+        since = datetime.fromisoformat(args.since)
+    except ValueError:
+        raise OmnirouterError(f"--from {args.since!r} is not an ISO timestamp") from None
+    if since.tzinfo is None:
+        raise OmnirouterError("--from needs a time zone, e.g. 2026-11-26T09:00:00+00:00")
+    addresses = connect_services(settings, start_devstack=False)
+    recorded = read_routed_since(addresses.kafka_bootstrap_servers, settings, since)
+    report = what_if(recorded, rules)
+    if args.json:
+        summary = {
+            "cases": report.cases,
+            "changed": report.changed,
+            "closed_now": report.closed_now,
+            "rows": report.rows,
+        }
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(
+        f"{report.cases} cases routed since {since.isoformat()}; {report.changed} would be "
+        f"routed differently; {report.closed_now} would meet a closed queue"
+    )
+    for (before, after), count in report.moves.most_common():
+        print(f"  {count:6d}  {before} -> {after}")
+    for row in report.rows[:20]:
+        then, would = row["then"], row["would"]
+        print(
+            f"  {row['case_id']}: {then['rule']}/{then['queue']}/{then['priority']} -> "
+            f"{would['rule']}/{would['queue']}/{would['priority']}"
+        )
+    return 0
+
+
 def _schemas(args: argparse.Namespace, settings: Settings) -> int:
     from omnirouter.events.schema_export import export_schemas, schema_drift
+    from omnirouter.pipeline.routing.rules import RULES_SCHEMA_PATH, rules_json_schema
 
+    rules_schema = args.out / RULES_SCHEMA_PATH
     if args.check:
         drift = schema_drift(args.out)
+        if not rules_schema.is_file() or rules_schema.read_text() != rules_json_schema():
+            drift.append(RULES_SCHEMA_PATH)
         if drift:
             print(
                 f"omnirouter: error: {args.out} has drifted from the event models "
@@ -184,7 +287,8 @@ def _schemas(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{args.out} matches the event models")
         return 0
     written = export_schemas(args.out)
-    print(f"wrote {len(written)} files under {args.out}")
+    rules_schema.write_text(rules_json_schema())
+    print(f"wrote {len(written) + 1} files under {args.out}")
     return 0
 
 
@@ -199,7 +303,10 @@ def _check(settings: Settings) -> int:
 
 def _long_running(command: str, settings: Settings, ready_file: Path | None) -> int:
     from omnirouter.assembly import run_workers, serve_http
+    from omnirouter.pipeline.routing.loader import rules_from_settings
     from omnirouter.runtime import connect_services
+
+    rules_from_settings(settings.routing.rules_file)  # a bad rules file stops us here
 
     addresses = connect_services(settings, start_devstack=False)
     body = run_workers if command == "worker" else serve_http

@@ -7,6 +7,7 @@ issues add the gateway, desktop and ops dashboard to it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -17,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from omnirouter.connections import TopicRequest, ensure_topics, wait_for_kafka, wait_for_redis
@@ -24,8 +26,10 @@ from omnirouter.devstack import DevStack, StackAddresses
 from omnirouter.devstack.network import free_port
 from omnirouter.devstack.processes import die_with_parent
 from omnirouter.errors import ServiceUnreachableError, StackError
+from omnirouter.events import CaseRouted, topic_spec
 from omnirouter.events.topics import TOPICS, topic_name
 from omnirouter.logs import get_logger
+from omnirouter.pipeline.routing.loader import rules_from_settings
 from omnirouter.settings import Settings
 
 log = get_logger(__name__)
@@ -99,6 +103,11 @@ class Router:
     def start(self) -> None:
         """Start (or connect to) Kafka and Redis, create the topics, start the processes."""
         settings = self._settings
+        rules = rules_from_settings(settings.routing.rules_file)  # a bad file stops us here
+        self._progress(
+            f"routing rules: {settings.routing.rules_file or 'built-in default'} "
+            f"({len(rules.queues)} queues)"
+        )
         if settings.kafka.bootstrap_servers is None or settings.redis.url is None:
             self._progress("starting devstack (Kafka broker and redis-server)")
             # Tied to this process: Ctrl-C, a crash or a kill leaves no JVM behind.
@@ -192,3 +201,41 @@ class Router:
             self._progress("stopping devstack")
             self._stack.down()
             self._stack = None
+
+
+def read_routed_since(
+    bootstrap_servers: str, settings: Settings, since: datetime
+) -> list[CaseRouted]:
+    """Every routed case recorded on ``cases.routed`` since ``since`` (reads only; no group)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    topic = topic_spec("cases.routed").name(settings.kafka.topic_prefix)
+    consumer = KafkaConsumer(
+        bootstrap_servers=[s.strip() for s in bootstrap_servers.split(",")],
+        enable_auto_commit=False,
+        consumer_timeout_ms=2000,
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        starts = consumer.offsets_for_times(
+            {tp: int(since.timestamp() * 1000) for tp in partitions}
+        )
+        ends = consumer.end_offsets(partitions)
+        for tp in partitions:
+            found = starts.get(tp)
+            consumer.seek(tp, found.offset if found is not None else ends[tp])
+        routed: list[CaseRouted] = []
+        if all(consumer.position(tp) >= ends[tp] for tp in partitions):
+            return routed
+        for record in consumer:
+            # A record that does not parse is the dead-letter topic's business, not ours.
+            with contextlib.suppress(ValueError):
+                routed.append(CaseRouted.model_validate_json(record.value))
+            if all(consumer.position(tp) >= ends[tp] for tp in partitions):
+                break
+        return sorted(routed, key=lambda r: r.decision.occurred_at)
+    finally:
+        consumer.close()

@@ -133,6 +133,15 @@ class CaseSettings(_Section):
     intent_rules: tuple[IntentRule, ...] = Field(default=DEFAULT_INTENT_RULES)
 
 
+class RoutingSettings(_Section):
+    """Where the routing rules are, and how often routing timers are checked."""
+
+    rules_file: Path | None = Field(
+        default=None, description="YAML rules file; unset: one always-open queue for everyone."
+    )
+    timer_interval_s: float = Field(default=0.5, gt=0, le=60)
+
+
 class ApiSettings(_Section):
     """The HTTP API (identity administration now; gateway and desktop routes join it later)."""
 
@@ -162,6 +171,7 @@ class Settings(BaseSettings):
     identity: IdentityPolicy = Field(default_factory=IdentityPolicy)
     api: ApiSettings = Field(default_factory=ApiSettings)
     cases: CaseSettings = Field(default_factory=CaseSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
 
 
 def _unknown_environment_keys(environ: Mapping[str, str]) -> list[str]:

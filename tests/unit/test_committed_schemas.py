@@ -25,3 +25,9 @@ def test_schemas_check_command_fails_on_drift(tmp_path: Path) -> None:
     result = subprocess.run([*cli, "--check"], capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert "asyncapi.json" in result.stderr
+
+
+def test_committed_routing_rules_schema_matches_the_model() -> None:
+    from omnirouter.pipeline.routing.rules import RULES_SCHEMA_PATH, rules_json_schema
+
+    assert (SCHEMAS / RULES_SCHEMA_PATH).read_text() == rules_json_schema(), "run `make schemas`"

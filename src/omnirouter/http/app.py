@@ -8,13 +8,19 @@ from omnirouter import __version__
 from omnirouter.http.auth import require_admin
 from omnirouter.http.cases import cases_router
 from omnirouter.http.identity import identity_router
+from omnirouter.http.routing import routing_router
 from omnirouter.pipeline.cases.operations import CaseOperations
 from omnirouter.pipeline.identity.operations import IdentityOperations
+from omnirouter.pipeline.routing.operations import RoutingOperations
 from omnirouter.settings import ApiSettings
 
 
 def create_http_app(
-    api: ApiSettings, *, identity: IdentityOperations, cases: CaseOperations | None = None
+    api: ApiSettings,
+    *,
+    identity: IdentityOperations,
+    cases: CaseOperations | None = None,
+    routing: RoutingOperations | None = None,
 ) -> FastAPI:
     """The HTTP API with its dependencies given (tests and ``omnirouter serve`` both use this)."""
     app = FastAPI(
@@ -26,6 +32,8 @@ def create_http_app(
     app.include_router(identity_router(identity, admin=admin))
     if cases is not None:
         app.include_router(cases_router(cases, admin=admin))
+    if routing is not None:
+        app.include_router(routing_router(routing, admin=admin))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -63,6 +64,31 @@ class CaseView:
     context: CaseContext
 
 
+async def apply_and_describe(
+    store: RedisCaseStore, tenant: str, customer_id: str, entries: list[dict[str, Any]]
+) -> tuple[CustomerUpdate, list[CaseEvent]]:
+    """Apply entries to one customer (one round trip) and build the case events they cause."""
+    current = await store.current_customer(tenant, customer_id)
+    update = (await store.apply({(tenant, current): entries}))[(tenant, current)]
+    contexts = {
+        case_id: case_context(current, doc, update.context) for case_id, doc in update.cases.items()
+    }
+    events: list[CaseEvent] = []
+    for outcome in update.outcomes:
+        if outcome.error:
+            continue
+        events.extend(
+            case_events(
+                outcome,
+                tenant=tenant,
+                cases=update.cases,
+                context_for=contexts,
+                occurred_at=datetime.now(UTC),
+            )
+        )
+    return update, events
+
+
 class CaseOperations:
     """Reads and out-of-stream changes on cases."""
 
@@ -81,6 +107,8 @@ class CaseOperations:
         self._topic = topic_spec("cases.events").name(topic_prefix)
         self._context_entries = context_entries
         self._contacts_window_ms = contacts_window_days * 86_400_000
+        # Routing frees the agent's capacity when a case is resolved or closed.
+        self.on_case_left: Callable[[str, str], Awaitable[Any]] | None = None
 
     async def customer(
         self, customer_id: str, *, tenant: str = DEFAULT_TENANT, timeline: int = 100
@@ -154,11 +182,16 @@ class CaseOperations:
             agent_id=agent_id,
             queue=queue,
         )
-        update = (await self._store.apply({(tenant, customer_id): [entry]}))[(tenant, customer_id)]
-        outcome = update.outcomes[0]
-        if outcome.error:
-            raise CaseChangeRefused(outcome.error)
-        return await self._announce(tenant, customer_id, update)
+        update, events = await apply_and_describe(self._store, tenant, customer_id, [entry])
+        if update.outcomes[0].error:
+            raise CaseChangeRefused(update.outcomes[0].error)
+        for event in events:
+            await asyncio.to_thread(
+                self._publisher.publish, self._topic, customer_id, encode(event)
+            )
+        if to in (CaseStatus.RESOLVED, CaseStatus.CLOSED) and self.on_case_left is not None:
+            await self.on_case_left(tenant, case_id)
+        return events
 
     async def update_profile(
         self,
@@ -204,27 +237,3 @@ class CaseOperations:
             return 0
         horizon = float(newest[0][1]) - self._contacts_window_ms
         return int(await self._store.client.zcount(keys.contacts, horizon, "+inf"))
-
-    async def _announce(
-        self, tenant: str, customer_id: str, update: CustomerUpdate
-    ) -> list[CaseEvent]:
-        contexts = {
-            case_id: case_context(customer_id, doc, update.context)
-            for case_id, doc in update.cases.items()
-        }
-        events: list[CaseEvent] = []
-        for outcome in update.outcomes:
-            events.extend(
-                case_events(
-                    outcome,
-                    tenant=tenant,
-                    cases=update.cases,
-                    context_for=contexts,
-                    occurred_at=datetime.now(UTC),
-                )
-            )
-        for event in events:
-            await asyncio.to_thread(
-                self._publisher.publish, self._topic, customer_id, encode(event)
-            )
-        return events

@@ -34,6 +34,8 @@ from omnirouter.pipeline.cases.entries import fold_entry, inbound_entry, outboun
 from omnirouter.pipeline.cases.snapshot import case_context, case_events
 from omnirouter.pipeline.cases.store import CustomerRef, CustomerUpdate, RedisCaseStore
 from omnirouter.pipeline.retry import until_it_succeeds
+from omnirouter.pipeline.routing.engine import RoutingEngine
+from omnirouter.pipeline.routing.requests import request_for_case
 from omnirouter.pipeline.stream import Outgoing, finish_even_if_stopping, publish, raw_topic
 from omnirouter.settings import CaseSettings, PipelineSettings
 
@@ -60,13 +62,20 @@ class CaseWorker:
         settings: CaseSettings,
         pipeline: PipelineSettings,
         topic_prefix: str,
+        router: RoutingEngine | None = None,
+        timer_interval_s: float = 0.5,
     ) -> None:
-        """Register the case agents on ``app``; they run when the app starts."""
+        """Register the case agents on ``app``; they run when the app starts.
+
+        With a ``router``, new and reopened cases are routed, and routing timers (offer expiry,
+        sticky waits, escalations, SLA breaches, queue openings) fire from this worker.
+        """
         self._app = app
         self._store = store
         self._settings = settings
         self._pipeline = pipeline
         self._prefix = topic_prefix
+        self._router = router
         self.batches_processed = 0
         self.events_consumed = 0
         # concurrency=1 everywhere: faust-streaming #606 commits past unprocessed messages.
@@ -77,6 +86,29 @@ class CaseWorker:
         ):
             topic = raw_topic(app, topic_spec(key).name(topic_prefix))
             app.agent(topic, name=name, concurrency=1)(self._consumer(handler))
+        if router is not None:
+            app.timer(interval=timer_interval_s, name="omnirouter.routing.timers")(
+                self._fire_timers
+            )
+
+    async def _fire_timers(self) -> None:
+        assert self._router is not None
+        try:
+            outgoing = await until_it_succeeds(
+                lambda: self._router.fire_due_timers(datetime.now(UTC)),  # type: ignore[union-attr]
+                what="routing.timers",
+                max_backoff_s=self._pipeline.retry_max_backoff_s,
+            )
+        except ResponseError as exc:
+            log.error("routing timers failed", error=str(exc))
+            return
+        await publish(
+            self._app,
+            outgoing,
+            topic_prefix=self._prefix,
+            what="routing.publish",
+            max_backoff_s=self._pipeline.retry_max_backoff_s,
+        )
 
     def _consumer(self, handler: Any) -> Any:
         async def consume(stream: Any) -> AsyncIterator[None]:
@@ -164,6 +196,8 @@ class CaseWorker:
             if update.folded_into:
                 continue
             outgoing.extend(self._announcements(tenant, customer_id, update))
+            if self._router is not None:
+                outgoing.extend(await self._route_new_cases(tenant, customer_id, update))
         await publish(
             self._app,
             outgoing,
@@ -214,6 +248,29 @@ class CaseWorker:
             causation_id=uuid.UUID(entry["event_id"]) if _is_uuid(entry.get("event_id")) else None,
         )
         return Outgoing("deadletter", customer_id, letter)
+
+    async def _route_new_cases(
+        self, tenant: str, customer_id: str, update: CustomerUpdate
+    ) -> list[Outgoing]:
+        # A case that is new (just opened or reopened, or left unrouted by a crash before its
+        # routing) is routed; routing itself ignores a case already offered or assigned.
+        router = self._router
+        assert router is not None
+        out: list[Outgoing] = []
+        for case_id, doc in update.cases.items():
+            if doc.get("status") != "new":
+                continue
+            context = case_context(customer_id, doc, update.context)
+            request = request_for_case(tenant, doc, context)
+            cause = next((o.event_id for o in update.outcomes if o.case_id == case_id), case_id)
+            out.extend(
+                await until_it_succeeds(
+                    lambda r=request, c=cause: router.route(r, cause=c),  # type: ignore[misc]
+                    what="routing.route",
+                    max_backoff_s=self._pipeline.retry_max_backoff_s,
+                )
+            )
+        return out
 
     def _announcements(
         self, tenant: str, customer_id: str, update: CustomerUpdate

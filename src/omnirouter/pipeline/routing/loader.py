@@ -9,7 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from omnirouter.errors import ConfigurationError
-from omnirouter.pipeline.routing.rules import RoutingRules
+from omnirouter.pipeline.routing.rules import DEFAULT_RULES, RoutingRules
 
 Location = tuple[str | int, ...]
 
@@ -82,3 +82,14 @@ def load_rules(path: Path) -> RoutingRules:
     except OSError as exc:
         raise RulesFileError(f"{path}: cannot read the rules file: {exc.strerror}") from None
     return parse_rules(text, source=str(path))
+
+
+def rules_from_settings(rules_file: Path | None) -> RoutingRules:
+    """The rules a process runs with: the file when configured, else the built-in default.
+
+    Raises:
+        RulesFileError: the configured file is missing, malformed or invalid.
+    """
+    if rules_file is None:
+        return DEFAULT_RULES
+    return load_rules(rules_file)

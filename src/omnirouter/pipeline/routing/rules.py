@@ -5,6 +5,7 @@ Its JSON Schema is published in ``schemas/routing-rules.schema.json``.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Literal, Self
 
@@ -221,3 +222,14 @@ DEFAULT_RULES = RoutingRules(
     default_queue="general",
 )
 """One always-open queue every agent serves: what runs when no rules file is given."""
+
+
+RULES_SCHEMA_PATH = "routing-rules.schema.json"
+
+
+def rules_json_schema() -> str:
+    """The JSON Schema of a rules file, as committed in ``schemas/``."""
+    schema = RoutingRules.model_json_schema()
+    schema["$id"] = "urn:omnirouter:routing-rules:v1"
+    schema["title"] = "omnirouter routing rules"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"

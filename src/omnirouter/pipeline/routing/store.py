@@ -83,6 +83,7 @@ class RoutingStore:
         """Use ``client``; keys start with ``key_prefix``."""
         self.client = client
         self._prefix = key_prefix
+        self._known_tenants: set[str] = set()
         self._route = client.register_script(_lua("route.lua"))
         self._respond = client.register_script(_lua("respond.lua"))
         self._release = client.register_script(_lua("release.lua"))
@@ -173,6 +174,12 @@ class RoutingStore:
     async def forget_timer(self, tenant: str, kind: str, case_id: str) -> None:
         """Drop a timer whose handler finished without replacing it."""
         await self.client.zrem(self.keys(tenant).timers, f"{kind}|{case_id}")
+
+    async def note_tenant(self, tenant: str) -> None:
+        """Remember that ``tenant`` has routing state (once per process and tenant)."""
+        if tenant not in self._known_tenants:
+            await self.client.sadd(routing_tenants_key(self._prefix), tenant)
+            self._known_tenants.add(tenant)
 
     async def tenants(self) -> list[str]:
         """Tenants with routing state."""

@@ -1,0 +1,456 @@
+"""The routing engine: decisions (pure) made real through atomic reservations in Redis.
+
+Used by the case worker (new and reopened cases), the timer loop (offer expiry, sticky waits,
+escalations, SLA breaches, queue openings) and the desktop API (presence, accept, decline).
+Every method returns the records to publish; the caller publishes them (faust in workers,
+kafka-python in the API), so the engine itself never touches Kafka.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from omnirouter.events import (
+    CaseEvent,
+    CaseRouted,
+    CaseStatus,
+    Channel,
+    Content,
+    Direction,
+    IdentifierKind,
+    InteractionEvent,
+    ProviderRefs,
+    RoutingDecision,
+    RoutingOutcome,
+    RoutingReason,
+    derived_event_id,
+)
+from omnirouter.logs import get_logger
+from omnirouter.pipeline.cases.entries import customer_of_case, status_entry
+from omnirouter.pipeline.cases.operations import apply_and_describe
+from omnirouter.pipeline.cases.store import RedisCaseStore
+from omnirouter.pipeline.routing.decide import Decision, RoutingRequest, decide
+from omnirouter.pipeline.routing.estimate import describe_wait, estimate_wait_s
+from omnirouter.pipeline.routing.rules import Queue, RoutingRules
+from omnirouter.pipeline.routing.store import (
+    RoutingStore,
+    capacities,
+    millis,
+    queue_score,
+    request_from_json,
+    request_to_json,
+)
+from omnirouter.pipeline.stream import Outgoing
+
+log = get_logger(__name__)
+
+_IDENTIFIER_FOR_CHANNEL = {
+    Channel.SMS: IdentifierKind.PHONE,
+    Channel.WHATSAPP: IdentifierKind.PHONE,
+    Channel.VOICE: IdentifierKind.PHONE,
+    Channel.EMAIL: IdentifierKind.EMAIL,
+    Channel.WEBFORM: IdentifierKind.EMAIL,
+    Channel.WEBCHAT: IdentifierKind.CHAT_VISITOR,
+}
+
+
+class OfferRefused(ValueError):  # noqa: N818 - maps to HTTP 409, reads as the outcome
+    """An accept or decline that does not fit the offer; the message says why."""
+
+
+class RoutingEngine:
+    """Routes cases to queues and agents, and keeps every decision explained."""
+
+    def __init__(self, rules: RoutingRules, store: RoutingStore, cases: RedisCaseStore) -> None:
+        """Route with ``rules``; reservations in ``store``; case status in ``cases``."""
+        self.rules = rules
+        self.store = store
+        self._cases = cases
+
+    async def route(
+        self,
+        request: RoutingRequest,
+        *,
+        cause: str,
+        now: datetime | None = None,
+        clear_timers: tuple[str, ...] = (),
+        previous_queue: str | None = None,
+    ) -> list[Outgoing]:
+        """Offer a case to the best eligible agent, or queue it; announce the decision."""
+        now = now or datetime.now(UTC)
+        previous_queue = previous_queue or request.queue_id
+        tenant = request.tenant
+        await self.store.note_tenant(tenant)
+        agents = await self.store.agents(tenant)
+        decision = decide(self.rules, request, agents, now, sticky_until=None)
+        queue = decision.queue
+        enqueued_at = request.enqueued_at or now
+        request = replace(
+            request,
+            queue_id=queue.id,
+            rule_id=decision.rule.id if decision.rule else request.rule_id,
+            enqueued_at=enqueued_at,
+        )
+        timers = self._timers(request, decision, now)
+        ack_key = f"{request.case_id}|{millis(request.opened_at)}" if queue.auto_ack.enabled else ""
+        result = await self.store.route(
+            tenant,
+            {
+                "case_id": request.case_id,
+                "channel": str(request.channel),
+                "request": request_to_json(request).decode(),
+                "candidates": list(decision.eligible),
+                "capacities": capacities(agents, request.channel, self.rules.capacity),
+                "offer_expires": millis(now + timedelta(seconds=queue.offer_timeout_s)),
+                "queue": queue.id,
+                "previous_queue": previous_queue or "",
+                "score": queue_score(decision.priority, enqueued_at),
+                "timers": [[kind, millis(due)] for kind, due in timers],
+                "clear_timers": list(clear_timers),
+                "ack_key": ack_key,
+                "now": millis(now),
+            },
+        )
+        state = result["state"]
+        if result.get("already") or state == "assigned":
+            return []  # a replay, or a race another worker won: nothing new to announce
+        agent = result.get("agent") or None
+        outcome = RoutingOutcome.OFFERED if state == "offered" else RoutingOutcome.QUEUED
+        reasons = list(decision.reasons)
+        if outcome is RoutingOutcome.OFFERED and agent != (
+            decision.eligible[0] if decision.eligible else None
+        ):
+            reasons.append(
+                RoutingReason(
+                    code="reserved_next",
+                    message=f"offered to {agent}: candidates before were taken meanwhile",
+                    data={"agent": agent},
+                )
+            )
+        if outcome is RoutingOutcome.QUEUED and decision.eligible:
+            reasons.append(
+                RoutingReason(
+                    code="all_taken",
+                    message="every eligible agent was taken meanwhile: queued",
+                    data={},
+                )
+            )
+        to = CaseStatus.OFFERED if outcome is RoutingOutcome.OFFERED else CaseStatus.QUEUED
+        reason = f"offered to {agent}" if agent else f"queued in {queue.id}"
+        out = await self._announce(
+            request,
+            decision,
+            outcome,
+            agent,
+            reasons,
+            cause=cause,
+            now=now,
+            to=to,
+            status_reason=reason,
+        )
+        if outcome is RoutingOutcome.QUEUED and result.get("ack"):
+            out.extend(await self._acknowledgement(request, decision, out, now=now))
+        return out
+
+    async def respond(
+        self, tenant: str, case_id: str, agent_id: str, *, accept: bool, now: datetime | None = None
+    ) -> list[Outgoing]:
+        """An agent accepts or declines an offer.
+
+        Raises:
+            OfferRefused: no open offer for this agent, or it expired.
+        """
+        now = now or datetime.now(UTC)
+        action = "accept" if accept else "decline"
+        result = await self.store.respond(tenant, case_id, agent_id, action, now)
+        if result.get("error"):
+            raise OfferRefused(result["error"])
+        return await self._after_response(tenant, case_id, result, now=now, expired=False)
+
+    async def expire_offer(self, tenant: str, case_id: str, now: datetime) -> list[Outgoing]:
+        """The offer's accept timeout passed: release the agent and route again."""
+        result = await self.store.respond(tenant, case_id, "", "expire", now)
+        if result.get("error"):
+            await self.store.forget_timer(tenant, "offer", case_id)
+            return []
+        return await self._after_response(tenant, case_id, result, now=now, expired=True)
+
+    async def release(
+        self, tenant: str, case_id: str, now: datetime | None = None
+    ) -> list[Outgoing]:
+        """A case was resolved or closed: free its agent and offer them the next waiting case."""
+        now = now or datetime.now(UTC)
+        released = await self.store.release(tenant, case_id, now)
+        return await self.drain(tenant, now=now) if released.get("agent") else []
+
+    async def drain(
+        self, tenant: str, *, now: datetime | None = None, limit: int = 20
+    ) -> list[Outgoing]:
+        """Offer waiting cases to agents who can take them now (after presence or capacity
+        changes): the best-placed waiting cases of every queue are routed again."""
+        now = now or datetime.now(UTC)
+        waiting: list[tuple[float, RoutingRequest]] = []
+        for queue in self.rules.queues:
+            for request, score in await self.store.queue_view(tenant, queue.id, limit=limit):
+                waiting.append((score, request))
+        waiting.sort(key=lambda item: item[0])
+        out: list[Outgoing] = []
+        for _, request in waiting[:limit]:
+            out.extend(await self.route(request, cause=f"drain:{request.case_id}", now=now))
+        return out
+
+    async def fire_due_timers(self, now: datetime) -> list[Outgoing]:
+        """Fire every due timer of every tenant (claimed with a lease: none is lost)."""
+        out: list[Outgoing] = []
+        for tenant in await self.store.tenants():
+            for kind, case_id in await self.store.due_timers(tenant, now):
+                out.extend(await self.fire_timer(tenant, kind, case_id, now))
+        return out
+
+    async def fire_timer(
+        self, tenant: str, kind: str, case_id: str, now: datetime
+    ) -> list[Outgoing]:
+        """Handle one due timer."""
+        if kind == "offer":
+            return await self.expire_offer(tenant, case_id, now)
+        request = await self.store.waiting_request(tenant, case_id)
+        if request is None:
+            await self.store.forget_timer(tenant, kind, case_id)
+            return []
+        previous_queue = request.queue_id
+        if kind == "escalate":
+            queue = self.rules.queue(request.queue_id or self.rules.default_queue)
+            index = request.escalation_step
+            step = queue.escalation[index] if index < len(queue.escalation) else None
+            if step is not None and step.move_to is not None:
+                # Moved on: the new queue's own escalation steps start from the beginning.
+                request = replace(request, queue_id=step.move_to, escalation_step=0)
+            else:
+                request = replace(request, escalation_step=index + 1)
+        elif kind == "sla":
+            request = replace(request, sla_breached=True)
+        return await self.route(
+            request,
+            cause=f"timer:{kind}:{case_id}:{millis(now)}",
+            now=now,
+            clear_timers=(kind,),
+            previous_queue=previous_queue,
+        )
+
+    def _timers(
+        self, request: RoutingRequest, decision: Decision, now: datetime
+    ) -> list[tuple[str, datetime]]:
+        queue = decision.queue
+        enqueued = request.enqueued_at or now
+        timers: list[tuple[str, datetime]] = []
+        if request.escalation_step < len(queue.escalation):
+            step = queue.escalation[request.escalation_step]
+            timers.append(("escalate", enqueued + timedelta(seconds=step.after_s)))
+        if decision.sticky_until is not None:
+            timers.append(("sticky", decision.sticky_until))
+        if not request.sla_breached:
+            timers.append(("sla", enqueued + timedelta(seconds=queue.sla.first_response_s)))
+        if decision.opens_at is not None:
+            timers.append(("open", decision.opens_at))
+        return timers
+
+    async def _after_response(
+        self, tenant: str, case_id: str, result: dict[str, Any], *, now: datetime, expired: bool
+    ) -> list[Outgoing]:
+        agent = result.get("agent") or None
+        raw = result.get("request") or ""
+        request = request_from_json(raw) if raw else None
+        if result["state"] == "assigned":
+            customer_id = request.customer_id if request else (customer_of_case(case_id) or "")
+            decision_event = RoutingDecision(
+                event_id=derived_event_id(
+                    derived_event_id_for(case_id), f"routing:accept:{agent}:{millis(now)}"
+                ),
+                tenant=tenant,
+                occurred_at=now,
+                case_id=case_id,
+                customer_id=customer_id,
+                queue=request.queue_id if request else None,
+                strategy="accept",
+                outcome=RoutingOutcome.ASSIGNED,
+                agent_id=agent,
+                reasons=(
+                    RoutingReason(code="accepted", message=f"{agent} accepted the offer", data={}),
+                ),
+            )
+            _, events = await apply_and_describe(
+                self._cases,
+                tenant,
+                customer_id,
+                [
+                    status_entry(
+                        decision_event.event_id,
+                        now,
+                        case_id=case_id,
+                        to=CaseStatus.ASSIGNED,
+                        reason=f"{agent} accepted",
+                        agent_id=agent,
+                    )
+                ],
+            )
+            return [
+                Outgoing("routing.decisions", customer_id, decision_event),
+                *self._case_outgoing(customer_id, events),
+            ]
+        if request is None:
+            return []
+        why = "offer expired" if expired else "offer declined"
+        request = replace(
+            request, declined_by=(*request.declined_by, agent) if agent else request.declined_by
+        )
+        return await self.route(request, cause=f"{why}:{case_id}:{agent}:{millis(now)}", now=now)
+
+    async def _announce(
+        self,
+        request: RoutingRequest,
+        decision: Decision,
+        outcome: RoutingOutcome,
+        agent: str | None,
+        reasons: list[RoutingReason],
+        *,
+        cause: str,
+        now: datetime,
+        to: CaseStatus,
+        status_reason: str,
+    ) -> list[Outgoing]:
+        event_id = derived_event_id(derived_event_id_for(request.case_id), f"routing:{cause}")
+        routing = RoutingDecision(
+            event_id=event_id,
+            tenant=request.tenant,
+            occurred_at=now,
+            case_id=request.case_id,
+            customer_id=request.customer_id,
+            queue=decision.queue.id,
+            strategy=_strategy(decision.queue, decision),
+            outcome=outcome,
+            agent_id=agent,
+            rule_id=decision.rule.id if decision.rule else None,
+            priority=decision.priority,
+            candidates=decision.candidates,
+            reasons=tuple(reasons),
+        )
+        update, events = await apply_and_describe(
+            self._cases,
+            request.tenant,
+            request.customer_id,
+            [
+                status_entry(
+                    event_id,
+                    now,
+                    case_id=request.case_id,
+                    to=to,
+                    reason=status_reason,
+                    queue=decision.queue.id,
+                )
+            ],
+        )
+        out = [Outgoing("routing.decisions", request.customer_id, routing)]
+        out.extend(self._case_outgoing(request.customer_id, events))
+        latest = events[-1] if events else None
+        if latest is not None:
+            out.append(
+                Outgoing(
+                    "cases.routed",
+                    request.customer_id,
+                    CaseRouted(
+                        event_id=derived_event_id(event_id, "routed"),
+                        tenant=request.tenant,
+                        occurred_at=now,
+                        causation_id=event_id,
+                        case=latest.case,
+                        decision=routing,
+                        context=latest.context,
+                    ),
+                )
+            )
+        if update.outcomes and update.outcomes[0].error:
+            log.warning(
+                "case status not updated", case_id=request.case_id, error=update.outcomes[0].error
+            )
+        return out
+
+    def _case_outgoing(self, customer_id: str, events: list[CaseEvent]) -> list[Outgoing]:
+        return [Outgoing("cases.events", customer_id, e) for e in events]
+
+    async def _acknowledgement(
+        self,
+        request: RoutingRequest,
+        decision: Decision,
+        announced: list[Outgoing],
+        *,
+        now: datetime,
+    ) -> list[Outgoing]:
+        queue = decision.queue
+        routed = next((o.event for o in announced if isinstance(o.event, CaseRouted)), None)
+        if routed is None:
+            return []
+        profile = routed.context.profile
+        wanted = _IDENTIFIER_FOR_CHANNEL.get(request.channel)
+        to = [i for i in profile.identifiers if i.kind == wanted] or list(profile.identifiers[:1])
+        if not to:
+            return []
+        view = await self.store.queue_view(request.tenant, queue.id, limit=1000)
+        position = next(
+            (i + 1 for i, (r, _) in enumerate(view) if r.case_id == request.case_id), len(view) or 1
+        )
+        agents = await self.store.agents(request.tenant)
+        serving = sum(
+            self.rules.capacity_for(request.channel, a.capacity)
+            for a in agents
+            if a.presence in ("available", "busy")
+            and all(a.skills.get(s, 0) >= lvl for s, lvl in decision.requirements.skills.items())
+        )
+        opens_in = (decision.opens_at - now).total_seconds() if decision.opens_at else 0.0
+        wait_s = estimate_wait_s(
+            position=position,
+            serving_slots=serving,
+            avg_handle_s=await self.store.handle_time(request.tenant, queue.id),
+            sla_first_response_s=queue.sla.first_response_s,
+            opens_in_s=opens_in,
+        )
+        language = (
+            request.language
+            if request.language in queue.auto_ack.templates
+            else queue.auto_ack.default_language
+        )
+        text = queue.auto_ack.templates[language].format(
+            name=profile.name or "there",
+            wait=describe_wait(wait_s),
+            queue=queue.name or queue.id,
+        )
+        ack = InteractionEvent(
+            event_id=derived_event_id(
+                derived_event_id_for(request.case_id), f"autoack:{millis(request.opened_at)}"
+            ),
+            tenant=request.tenant,
+            occurred_at=now,
+            channel=request.channel,
+            direction=Direction.OUTBOUND,
+            identifiers=(to[0],),
+            content=Content(text=text, language=language),
+            provider=ProviderRefs(provider="omnirouter"),
+            customer_id=request.customer_id,
+            case_id=request.case_id,
+            attributes={"auto_ack": "true", "estimated_wait_s": str(int(wait_s))},
+        )
+        return [Outgoing("interactions.outbound", request.customer_id, ack)]
+
+
+def derived_event_id_for(case_id: str) -> uuid.UUID:
+    """A stable UUID namespace per case, for deterministic routing event ids."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"omnirouter:case:{case_id}")
+
+
+def _strategy(queue: Queue, decision: Decision) -> str:
+    parts = ["skills" if decision.requirements.skills else "any_skill", queue.distribution]
+    if decision.sticky_agent:
+        parts.insert(0, "sticky")
+    return "+".join(parts)
