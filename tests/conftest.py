@@ -57,7 +57,7 @@ def redis_prefix(stack: StackAddresses, unique_id: str) -> Iterator[str]:
     yield prefix
     client = redis.Redis.from_url(stack.redis_url)
     try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
         if keys:
             client.delete(*keys)
     finally:

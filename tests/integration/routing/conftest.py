@@ -1,0 +1,56 @@
+"""Routing on the real stack: the engine on real Redis, its decisions published to real Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from omnirouter.connections import create_producer, ensure_topics
+from omnirouter.devstack import StackAddresses
+from omnirouter.events import topic_spec
+from omnirouter.pipeline.cases.store import RedisCaseStore
+from omnirouter.pipeline.routing.store import RoutingStore
+from omnirouter.runtime import catalogue_topics
+from omnirouter.settings import CaseSettings, KafkaSettings, Settings
+from support.kafka import TopicReader
+from support.routing_env import RoutingEnv
+
+
+@pytest.fixture
+async def routing(
+    stack: StackAddresses, unique_id: str, redis_prefix: str
+) -> AsyncIterator[RoutingEnv]:
+    prefix = f"test.{unique_id}."
+    settings = Settings(
+        kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap_servers, topic_prefix=prefix)
+    )
+    ensure_topics(
+        stack.kafka_bootstrap_servers,
+        [t._replace(partitions=1) for t in catalogue_topics(settings)],
+    )
+    client = aioredis.Redis.from_url(stack.redis_url)
+    producer = create_producer(stack.kafka_bootstrap_servers, client_id="routing-test")
+    outputs = [
+        topic_spec(k).name(prefix)
+        for k in ("routing.decisions", "cases.routed", "interactions.outbound")
+    ]
+    env = RoutingEnv(
+        stack,
+        prefix,
+        redis_prefix,
+        RoutingStore(client, key_prefix=redis_prefix),
+        RedisCaseStore(client, key_prefix=redis_prefix, settings=CaseSettings()),
+        producer,
+        None,  # type: ignore[arg-type]
+    )
+    try:
+        async with TopicReader(stack.kafka_bootstrap_servers, outputs) as reader:
+            env.reader = reader
+            yield env
+    finally:
+        producer.close()
+        await client.aclose()
+        for extra in env.clients:
+            await extra.aclose()
