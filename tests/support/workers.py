@@ -13,6 +13,9 @@ from omnirouter.pipeline.cases.worker import CaseWorker
 from omnirouter.pipeline.identity.policy import IdentityPolicy
 from omnirouter.pipeline.identity.store import RedisIdentityStore
 from omnirouter.pipeline.identity.worker import IdentityWorker
+from omnirouter.pipeline.routing.engine import RoutingEngine
+from omnirouter.pipeline.routing.loader import parse_rules
+from omnirouter.pipeline.routing.store import RoutingStore
 from omnirouter.settings import CaseSettings, PipelineSettings
 from support.waiting import eventually_async
 
@@ -20,7 +23,12 @@ PIPELINE = PipelineSettings(batch_max=50, batch_within_s=0.02)
 
 
 async def start_workers(
-    stack: StackAddresses, *, app_id: str, prefix: str, redis_prefix: str
+    stack: StackAddresses,
+    *,
+    app_id: str,
+    prefix: str,
+    redis_prefix: str,
+    rules_yaml: str | None = None,
 ) -> tuple[Any, RedisCaseStore, RedisIdentityStore, CaseWorker, aioredis.Redis]:
     """A faust app running both workers; the caller stops it."""
     client = aioredis.Redis.from_url(stack.redis_url)
@@ -30,7 +38,20 @@ async def start_workers(
     identity = RedisIdentityStore(client, key_prefix=redis_prefix, policy=policy)
     IdentityWorker(app, identity, policy=policy, pipeline=pipeline, topic_prefix=prefix)
     cases = RedisCaseStore(client, key_prefix=redis_prefix, settings=CaseSettings())
-    worker = CaseWorker(app, cases, settings=CaseSettings(), pipeline=pipeline, topic_prefix=prefix)
+    router = None
+    if rules_yaml is not None:
+        router = RoutingEngine(
+            parse_rules(rules_yaml), RoutingStore(client, key_prefix=redis_prefix), cases
+        )
+    worker = CaseWorker(
+        app,
+        cases,
+        settings=CaseSettings(),
+        pipeline=pipeline,
+        topic_prefix=prefix,
+        router=router,
+        timer_interval_s=0.2,
+    )
     await app.start()
     return app, cases, identity, worker, client
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from omnirouter.errors import ConfigurationError
 from omnirouter.pipeline.routing.rules import DEFAULT_RULES, RoutingRules
 
 Location = tuple[str | int, ...]
+_DOTTED = re.compile(r"^[a-z_]+(\.[a-z0-9_]+)*$")
 
 
 class RulesFileError(ConfigurationError):
@@ -65,8 +67,13 @@ def parse_rules(text: str, *, source: str = "<rules>") -> RoutingRules:
         loc: Location = tuple(
             p for p in first["loc"] if not isinstance(p, str) or not p.startswith("function-")
         )
-        where = ".".join(str(p) for p in loc) or "rules"
         message = first["msg"].removeprefix("Value error, ")
+        path, sep, rest = message.partition(": ")
+        if sep and _DOTTED.match(path):
+            # A cross-reference check names the offending path itself (see RoutingRules).
+            loc = (*loc, *(int(p) if p.isdigit() else p for p in path.split(".")))
+            message = rest
+        where = ".".join(str(p) for p in loc) or "rules"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise RulesFileError(f"{source}:{_line_of(loc, lines)}: {where}: {message}{more}") from None
 

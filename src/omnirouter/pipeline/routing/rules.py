@@ -178,29 +178,36 @@ class RoutingRules(_Model):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:
+        # Each message starts with the dotted path of the offending value ("rules.0.route_to:
+        # …") so the file loader can point at its line.
         ids = [q.id for q in self.queues]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"queue ids must be unique: {', '.join(duplicates)}")
+        for index, queue_id in enumerate(ids):
+            if queue_id in ids[:index]:
+                raise ValueError(f"queues.{index}.id: queue id {queue_id!r} is used twice")
         known = set(ids)
         if self.default_queue not in known:
-            raise ValueError(f"default_queue {self.default_queue!r} is not a queue")
-        for rule in self.rules:
+            raise ValueError(f"default_queue: {self.default_queue!r} is not a queue")
+        rule_ids = [r.id for r in self.rules]
+        for index, rule in enumerate(self.rules):
+            if rule.id in rule_ids[:index]:
+                raise ValueError(f"rules.{index}.id: rule id {rule.id!r} is used twice")
             if rule.route_to not in known:
-                raise ValueError(f"rule {rule.id!r} routes to unknown queue {rule.route_to!r}")
-        for queue in self.queues:
+                raise ValueError(
+                    f"rules.{index}.route_to: rule {rule.id!r} routes to unknown queue "
+                    f"{rule.route_to!r}"
+                )
+        for index, queue in enumerate(self.queues):
             if queue.overflow_to is not None and queue.overflow_to not in known:
                 raise ValueError(
-                    f"queue {queue.id!r} overflows to unknown queue {queue.overflow_to!r}"
+                    f"queues.{index}.overflow_to: queue {queue.id!r} overflows to unknown queue "
+                    f"{queue.overflow_to!r}"
                 )
-            for step in queue.escalation:
+            for step_index, step in enumerate(queue.escalation):
                 if step.move_to is not None and step.move_to not in known:
                     raise ValueError(
-                        f"queue {queue.id!r} escalates to unknown queue {step.move_to!r}"
+                        f"queues.{index}.escalation.{step_index}.move_to: queue {queue.id!r} "
+                        f"escalates to unknown queue {step.move_to!r}"
                     )
-        rule_ids = [r.id for r in self.rules]
-        if len(set(rule_ids)) != len(rule_ids):
-            raise ValueError("rule ids must be unique")
         return self
 
     def queue(self, queue_id: str) -> Queue:
