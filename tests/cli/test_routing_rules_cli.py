@@ -115,3 +115,10 @@ def test_explain_dry_runs_the_rules_on_one_event(tmp_path: Path) -> None:
     assert report["intents"] == ["billing"]
     assert report["requirements"]["skills"] == {"billing": 3}
     assert any("rule billing-words matched" in r for r in report["reasons"])
+
+
+def test_the_example_rules_file_in_deploy_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "routing" / "rules.example.yaml"
+    result = _run(["rules", "validate", str(example)], _env())
+    assert result.returncode == 0, result.stderr
+    assert "ok (3 queues, 3 rules)" in result.stdout
