@@ -7,7 +7,7 @@ replayed against other rules (``omnirouter rules explain`` and ``whatif``) witho
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -236,6 +236,12 @@ def rank_agents(
     return ranked
 
 
+def _opening(queue: Queue, now: datetime) -> tuple[bool, datetime | None]:
+    if queue.business_hours is None or queue.business_hours.is_open(now):
+        return True, None
+    return False, queue.business_hours.next_open(now)
+
+
 def decide(
     rules: RoutingRules,
     request: RoutingRequest,
@@ -246,21 +252,29 @@ def decide(
 ) -> Decision:
     """Decide where the case goes and who may take it, with the reasons for each step."""
     queue, rule, reasons = choose_queue(rules, request)
-    is_open = queue.business_hours is None or queue.business_hours.is_open(now)
-    opens_at = None
-    if not is_open and queue.business_hours is not None:
-        opens_at = queue.business_hours.next_open(now)
-        if queue.when_closed == "overflow" and queue.overflow_to is not None:
-            reasons.append(
-                _reason(
-                    "overflow",
-                    f"queue {queue.id} is closed until "
-                    f"{opens_at.isoformat()}: overflow to {queue.overflow_to}",
-                    queue=queue.overflow_to,
-                )
+    is_open, opens_at = _opening(queue, now)
+    visited = {queue.id}
+    # A closed queue may overflow to another (and that one onwards); a cycle of closed queues
+    # ends with the case waiting in the last queue reached, never in a loop.
+    while (
+        not is_open
+        and queue.when_closed == "overflow"
+        and queue.overflow_to not in (None, *visited)
+    ):
+        assert queue.overflow_to is not None  # narrowed by the loop condition
+        assert opens_at is not None  # a closed queue always has a next opening
+        reasons.append(
+            _reason(
+                "overflow",
+                f"queue {queue.id} is closed until {opens_at.isoformat()}: "
+                f"overflow to {queue.overflow_to}",
+                queue=queue.overflow_to,
             )
-            overflow = replace(request, queue_id=queue.overflow_to, rule_id=request.rule_id)
-            return decide(rules, overflow, agents, now, sticky_until=sticky_until)
+        )
+        queue = rules.queue(queue.overflow_to)
+        visited.add(queue.id)
+        is_open, opens_at = _opening(queue, now)
+    if not is_open and opens_at is not None:
         reasons.append(
             _reason(
                 "queue_closed",

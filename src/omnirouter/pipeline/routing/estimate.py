@@ -34,7 +34,8 @@ def describe_wait(seconds: float) -> str:
     if minutes < 3:
         return "a few minutes"
     if minutes < 55:
-        return f"about {int(round(minutes / 5.0) * 5) or 5} minutes"
+        # Halves round up (12.5 -> 15), as people read "about".
+        return f"about {int(math.floor(minutes / 5.0 + 0.5) * 5) or 5} minutes"
     hours = minutes / 60
     if hours < 23.5:
         rounded = max(1, round(hours))

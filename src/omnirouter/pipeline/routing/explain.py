@@ -42,7 +42,14 @@ def request_for_routed(routed: CaseRouted) -> RoutingRequest:
         channel = case.channels[-1]
     else:
         channel = Channel.API
-    last = next((t.text for t in reversed(context.recent_timeline) if t.kind == "message"), "")
+    last = next(
+        (
+            t.text
+            for t in reversed(context.recent_timeline)
+            if t.kind == "message" and t.case_id == case.case_id
+        ),
+        "",
+    )
     return RoutingRequest(
         case_id=case.case_id,
         customer_id=case.customer_id,

@@ -55,6 +55,8 @@ class BusinessHours(BaseModel):
                 if match is None:
                     raise ValueError(f"{day}: {text!r} is not HH:MM-HH:MM")
                 start, end = text.split("-")
+                if end.startswith("24:") and end != "24:00":
+                    raise ValueError(f"{day}: {text!r} ends after 24:00")
                 if end <= start:
                     raise ValueError(f"{day}: {text!r} ends before it starts")
         return value
@@ -90,7 +92,7 @@ class BusinessHours(BaseModel):
     def next_open(self, at: datetime) -> datetime:
         """When the queue next opens (``at`` itself when open), in UTC."""
         if self.is_open(at):
-            return at
+            return at.astimezone(UTC)
         zone = self._zone()
         local = at.astimezone(zone)
         for offset in range(0, 370):
