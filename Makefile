@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format schemas system-deps broker devstack-up devstack-down clean
+.PHONY: help run test lint format schemas system-deps browser-deps broker devstack-up devstack-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,7 +30,10 @@ broker: $(STAMP) system-deps ## fetch the Kafka broker jars from Maven Central (
 run: broker ## run the router on this machine (Ctrl-C stops everything)
 	$(BIN)/omnirouter run
 
-test: broker ## run the whole test suite on the real Kafka broker and redis-server
+browser-deps: ## install Debian's Chromium for the browser tests (apt-get, as root)
+	@deploy/local/install-system-deps.sh chromium
+
+test: broker browser-deps ## run the whole test suite on the real Kafka broker and redis-server
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff and mypy (strict on src/)

@@ -279,3 +279,36 @@ class RoutingKeys:
 def routing_tenants_key(prefix: str) -> str:
     """SET of tenants with routing state, so the timer loop knows whose timers to fire."""
     return f"{{{prefix}:rt}}:tenants"
+
+
+def ingress_seen_key(prefix: str, provider: str, message_id: str) -> str:
+    """STRING set once a provider's message was published: its retries are answered 200 and
+    not published again. One key each, no hash tag (single-key commands only)."""
+    return f"{prefix}:ingress:seen:{provider}:{message_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatKeys:
+    """Web chat delivery between the dispatcher and the gateway holding the visitor's socket.
+
+    Hash tag: ``{<prefix>:chat:<tenant>:<visitor_id>}`` — one slot per visitor.
+    """
+
+    prefix: str
+    tenant: str
+    visitor_id: str
+
+    @property
+    def tag(self) -> str:
+        """The hash-tagged stem of the visitor's keys."""
+        return f"{{{self.prefix}:chat:{self.tenant}:{self.visitor_id}}}"
+
+    @property
+    def channel(self) -> str:
+        """Pub/sub channel: replies for a connected visitor (JSON messages)."""
+        return f"{self.tag}:live"
+
+    @property
+    def pending(self) -> str:
+        """LIST of replies published while no socket was open, delivered on reconnect."""
+        return f"{self.tag}:pending"

@@ -142,6 +142,60 @@ class RoutingSettings(_Section):
     timer_interval_s: float = Field(default=0.5, gt=0, le=60)
 
 
+class IngressSettings(_Section):
+    """The ingress gateway: provider secrets, limits and the SMTP listener.
+
+    A provider whose secret is unset has its endpoints closed (503): unsigned traffic is never
+    accepted by default.
+    """
+
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL providers call (e.g. https://cx.example.com); Twilio signs it. "
+        "Unset: the URL of the request as received.",
+    )
+    max_body_bytes: int = Field(default=2_000_000, ge=1024)
+    publish_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    dedupe_ttl_s: int = Field(default=3 * 86400, ge=60, description="Provider retry window.")
+    retry_after_s: int = Field(default=5, ge=1, description="Retry-After on 503.")
+    twilio_auth_token: SecretStr | None = None
+    meta_app_secret: SecretStr | None = None
+    meta_verify_token: SecretStr | None = None
+    mailgun_signing_key: SecretStr | None = None
+    sendgrid_token: SecretStr | None = Field(
+        default=None, description="Shared secret in the inbound-parse URL (?token=…)."
+    )
+    signing_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Key id -> secret for the generic signed JSON endpoint."
+    )
+    signature_tolerance_s: int = Field(default=300, ge=10)
+    smtp_enabled: bool = True
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=2525, ge=0, le=65535)
+
+
+class OutboundSettings(_Section):
+    """Where replies go out: provider API base URLs (settings, so tests use local fakes)."""
+
+    max_attempts: int = Field(default=5, ge=1, le=50)
+    backoff_base_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    twilio_api_base: str = "https://api.twilio.com"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_sms_from: str | None = None
+    twilio_whatsapp_from: str | None = None
+    meta_api_base: str = "https://graph.facebook.com/v20.0"
+    meta_phone_number_id: str | None = None
+    meta_access_token: SecretStr | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    email_from: str = "support@omnirouter.invalid"
+
+
 class ApiSettings(_Section):
     """The HTTP API (identity administration now; gateway and desktop routes join it later)."""
 
@@ -172,6 +226,8 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     cases: CaseSettings = Field(default_factory=CaseSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    ingress: IngressSettings = Field(default_factory=IngressSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
 
 
 def _unknown_environment_keys(environ: Mapping[str, str]) -> list[str]:

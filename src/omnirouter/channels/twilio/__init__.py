@@ -1,0 +1,1 @@
+"""Twilio: SMS and WhatsApp messaging webhooks, Voice status and transcription callbacks."""

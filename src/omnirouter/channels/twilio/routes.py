@@ -1,0 +1,78 @@
+"""Twilio webhook endpoints: verify the signature, normalize, hand to the gateway's intake."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+
+from omnirouter.channels.errors import NormalizationError
+from omnirouter.channels.twilio import messaging
+from omnirouter.channels.twilio.signature import signature_matches
+from omnirouter.ingress.gateway import read_body
+from omnirouter.ingress.intake import Intake
+from omnirouter.settings import IngressSettings
+
+_EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+def signed_url(request: Request, settings: IngressSettings) -> str:
+    """The URL Twilio signed: the configured public base URL with this path and query."""
+    if settings.public_url:
+        base = settings.public_url.rstrip("/")
+        query = f"?{request.url.query}" if request.url.query else ""
+        return f"{base}{request.url.path}{query}"
+    return str(request.url)
+
+
+async def verified_form(
+    request: Request, settings: IngressSettings
+) -> tuple[bytes, list[tuple[str, str]]]:
+    """The raw body and form fields of a request whose Twilio signature is valid.
+
+    Raises:
+        HTTPException: 503 when no auth token is configured, 401 without a signature, 403
+            with a wrong one, 413 past the size limit.
+    """
+    if settings.twilio_auth_token is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "Twilio webhooks are not configured"
+        )
+    raw = await read_body(request, settings.max_body_bytes)
+    fields = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    signature = request.headers.get("x-twilio-signature")
+    if not signature:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing X-Twilio-Signature")
+    token = settings.twilio_auth_token.get_secret_value()
+    if not signature_matches(token, signed_url(request, settings), fields, signature):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "X-Twilio-Signature does not match")
+    return raw, fields
+
+
+def twilio_router(
+    intake: Intake,
+    settings: IngressSettings,
+    *,
+    extra: Callable[[APIRouter, Intake, IngressSettings], Any] | None = None,
+) -> APIRouter:
+    """Routes under ``/webhooks/twilio``."""
+    router = APIRouter(prefix="/webhooks/twilio", tags=["twilio"])
+
+    @router.post("/messages")
+    async def inbound_message(request: Request) -> Response:
+        """An inbound SMS or WhatsApp message (Twilio Messaging webhook)."""
+        raw, fields = await verified_form(request, settings)
+        form: Mapping[str, str] = dict(fields)
+        try:
+            event = messaging.normalize_message(form, datetime.now(UTC))
+        except (NormalizationError, ValueError) as exc:
+            raise await intake.reject(raw, provider="twilio", reason=str(exc)[:500]) from None
+        await intake.accept(event, provider="twilio", message_id=messaging.message_id(form))
+        return Response(_EMPTY_TWIML, media_type="text/xml")
+
+    if extra is not None:
+        extra(router, intake, settings)
+    return router

@@ -1,0 +1,1 @@
+"""The ingress gateway: provider webhooks, e-mail and web chat in, interaction events out."""

@@ -1,0 +1,104 @@
+"""Writing to Kafka from request handlers: acknowledged by every in-sync replica, or an error.
+
+kafka-python's producer is synchronous; every call runs in a worker thread so the event loop
+keeps serving while a write waits for its acknowledgement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from kafka.errors import KafkaError
+
+from omnirouter.connections import create_producer
+from omnirouter.events import (
+    DeadLetter,
+    InteractionEvent,
+    encode,
+    topic_spec,
+)
+
+INGRESS_STAGE = "ingress"
+
+
+class PublishFailed(Exception):  # noqa: N818 - maps to HTTP 503, reads as the outcome
+    """Kafka did not acknowledge the write in time; the caller must not report success."""
+
+
+def provider_event_id(provider: str, message_id: str) -> uuid.UUID:
+    """The event id of a provider's message: the same for every retry of it.
+
+    Downstream stages are idempotent on event_id, so even a retry that races past the
+    gateway's own duplicate check changes nothing.
+    """
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"omnirouter:provider:{provider}:{message_id}")
+
+
+class IngressPublisher:
+    """Publishes interaction events and dead letters, waiting for Kafka's acknowledgement."""
+
+    def __init__(self, producer: Any, *, topic_prefix: str, timeout_s: float) -> None:
+        """Use a kafka-python ``producer`` (acks=all, idempotent; see connections)."""
+        self._producer = producer
+        self._timeout_s = timeout_s
+        self._inbound = topic_spec("interactions.inbound").name(topic_prefix)
+        self._dead = topic_spec("deadletter").name(topic_prefix)
+
+    @classmethod
+    def connect(
+        cls, bootstrap_servers: str, *, topic_prefix: str, timeout_s: float
+    ) -> IngressPublisher:
+        """A publisher with its own producer, whose sends never block longer than the timeout."""
+        producer = create_producer(
+            bootstrap_servers,
+            client_id="omnirouter-ingress",
+            max_block_ms=int(timeout_s * 1000),
+            request_timeout_ms=int(timeout_s * 1000),
+        )
+        return cls(producer, topic_prefix=topic_prefix, timeout_s=timeout_s)
+
+    def _send(self, topic: str, key: bytes, value: bytes) -> None:
+        try:
+            self._producer.send(topic, value, key=key).get(timeout=self._timeout_s)
+        except KafkaError as exc:
+            raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
+
+    async def publish(self, event: InteractionEvent) -> None:
+        """Write ``event`` to interactions.inbound and return once Kafka acknowledged it.
+
+        Raises:
+            PublishFailed: the write was not acknowledged (the caller answers 503).
+        """
+        await asyncio.to_thread(
+            self._send, self._inbound, event.routing_key.encode(), encode(event)
+        )
+
+    async def dead_letter(
+        self,
+        raw: bytes,
+        *,
+        reason: str,
+        error_type: str,
+        key: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Keep a payload that could not be normalized, with the reason.
+
+        Raises:
+            PublishFailed: the dead letter was not acknowledged either.
+        """
+        letter = DeadLetter.for_payload(
+            raw,
+            key.encode(),
+            stage=INGRESS_STAGE,
+            reason=reason[:2000],
+            error_type=error_type,
+            headers=headers,
+        )
+        await asyncio.to_thread(self._send, self._dead, key.encode(), encode(letter))
+
+    def close(self) -> None:
+        """Flush and close the producer."""
+        self._producer.close()
