@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from fastapi import APIRouter, FastAPI
 
-from omnirouter.channels.twilio.routes import twilio_router
 from omnirouter.ingress.context import ChannelContext
 from omnirouter.ingress.gateway import create_gateway_app
 
 ChannelRouter = Callable[[ChannelContext], APIRouter]
 
 
-def _twilio(context: ChannelContext) -> APIRouter:
-    return twilio_router(context.intake, context.settings.ingress)
-
-
-# Adding a channel: write channels/<name>/ and add its router factory here.
-CHANNEL_ROUTERS: list[ChannelRouter] = [_twilio]
+# Adding a channel: write channels/<name>/routes.py with ``build_router(context)`` and add the
+# package name here (one line per channel).
+CHANNELS: tuple[str, ...] = ("twilio",)
 
 
 def channel_routers(context: ChannelContext) -> list[APIRouter]:
     """Every channel's router, built on the shared context."""
-    return [build(context) for build in CHANNEL_ROUTERS]
+    routers = []
+    for name in CHANNELS:
+        module = importlib.import_module(f"omnirouter.channels.{name}.routes")
+        build: ChannelRouter = module.build_router
+        routers.append(build(context))
+    return routers
 
 
 def create_ingress_app(context: ChannelContext) -> FastAPI:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from omnirouter.channels.errors import NormalizationError
 from omnirouter.channels.twilio import messaging
 from omnirouter.channels.twilio.signature import signature_matches
+from omnirouter.ingress.context import ChannelContext
 from omnirouter.ingress.gateway import read_body
 from omnirouter.ingress.intake import Intake
 from omnirouter.settings import IngressSettings
@@ -76,3 +77,8 @@ def twilio_router(
     if extra is not None:
         extra(router, intake, settings)
     return router
+
+
+def build_router(context: ChannelContext) -> APIRouter:
+    """The Twilio channel's routes for the gateway."""
+    return twilio_router(context.intake, context.settings.ingress)
