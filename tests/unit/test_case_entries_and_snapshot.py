@@ -240,6 +240,8 @@ def test_outbound_entry_carries_the_agent_and_the_case() -> None:
     event = _reply(agent_id="agt_7", case_id="case_abc.cus_1")
     assert outbound_entry(event) == {
         "type": "outbound",
+        "kind": "message",
+        "status": "",
         "event_id": str(event.event_id),
         "at": AT_MS,
         "channel": "sms",

@@ -100,5 +100,6 @@ class IngressPublisher:
         await asyncio.to_thread(self._send, self._dead, key.encode(), encode(letter))
 
     def close(self) -> None:
-        """Flush and close the producer."""
-        self._producer.close()
+        """Flush and close the producer, giving up after the publish timeout (a broker that is
+        down must not hold a stopping gateway forever)."""
+        self._producer.close(timeout=self._timeout_s)

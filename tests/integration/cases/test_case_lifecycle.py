@@ -222,3 +222,22 @@ async def test_a_batch_for_many_customers_is_one_round_trip(
     assert len(updates) == 25
     assert all(len(u.outcomes) == 3 and not u.folded_into for u in updates.values())
     assert trips == 1, f"{trips} round trips for 75 events of 25 customers"
+
+
+async def test_a_delivery_report_is_a_system_entry_not_a_response(store) -> None:  # type: ignore[no-untyped-def]
+    first = await apply(store, inbound_entry(message("sms", "Hi", T0), RULES))
+    case_id = first.outcomes[0].opened
+    report = reply("Delivered by sms", T0 + timedelta(seconds=5), agent="")
+    report = report.model_copy(update={"kind": "delivery_status", "case_id": case_id})
+    update = await apply(store, outbound_entry(report))
+
+    case = case_snapshot(update.cases[case_id])
+    assert case.effort is not None
+    assert case.effort.first_response_at is None
+    assert case.status is CaseStatus.NEW
+    timeline = (await store.read_customer("default", CUSTOMER, timeline=10))["timeline"]
+    assert [(t["kind"], t.get("system_type"), t["text"]) for t in timeline][-1] == (
+        "system",
+        "delivery",
+        "Delivered by sms",
+    )

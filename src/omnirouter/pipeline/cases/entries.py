@@ -85,6 +85,8 @@ def outbound_entry(event: InteractionEvent) -> dict[str, Any]:
     """An agent's reply (or a notification) to the customer, for their case and timeline."""
     return {
         "type": "outbound",
+        "kind": str(event.kind),
+        "status": event.provider.raw_status or "",
         "event_id": str(event.event_id),
         "at": millis(event.occurred_at),
         "channel": str(event.channel),

@@ -197,6 +197,13 @@ end
 local function apply_outbound(ev)
   local case = get_case(ev.case_id) or get_case(redis.call('HGET', KEYS[1], 'open_case'))
     or get_case(redis.call('HGET', KEYS[1], 'last_case'))
+  if ev.kind == 'delivery_status' then
+    -- The dispatcher's report on a reply: a system entry, neither a reply nor a response.
+    timeline_add({entry_id = ev.event_id, at = ev.at, kind = 'system', system_type = 'delivery',
+                  channel = ev.channel, case_id = case and case.case_id or '', text = ev.text,
+                  direction = 'outbound'})
+    return case
+  end
   if case then
     if case.effort.first_response_at == 0 and ev.agent_id ~= '' then
       case.effort.first_response_at = ev.at
