@@ -59,7 +59,7 @@ def reply(text: str, at: datetime, agent: str = "agent-a", **provider: Any) -> I
         direction=Direction.OUTBOUND,
         identifiers=(identifier("email", "lee@example.com"),),
         customer_id=CUSTOMER,
-        agent_id=agent,
+        agent_id=agent or None,
         content={"text": text},
         provider=ProviderRefs(provider="smtp", **provider),
     )
