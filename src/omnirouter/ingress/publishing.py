@@ -19,8 +19,10 @@ from omnirouter.events import (
     encode,
     topic_spec,
 )
+from omnirouter.logs import get_logger
 
 INGRESS_STAGE = "ingress"
+log = get_logger(__name__)
 
 
 class PublishFailed(Exception):  # noqa: N818 - maps to HTTP 503, reads as the outcome
@@ -101,5 +103,9 @@ class IngressPublisher:
 
     def close(self) -> None:
         """Flush and close the producer, giving up after the publish timeout (a broker that is
-        down must not hold a stopping gateway forever)."""
-        self._producer.close(timeout=self._timeout_s)
+        down must not hold a stopping gateway forever). Records still unacknowledged were
+        never answered 2xx, so giving up on them loses nothing the providers will not retry."""
+        try:
+            self._producer.close(timeout=self._timeout_s)
+        except KafkaError as exc:
+            log.warning("producer closed with unacknowledged records", error=str(exc))
