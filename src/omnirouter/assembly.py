@@ -15,6 +15,11 @@ import redis.asyncio as aioredis
 
 from omnirouter.connections import create_producer
 from omnirouter.devstack import StackAddresses
+from omnirouter.ingress.app import channel_routers
+from omnirouter.ingress.context import ChannelContext
+from omnirouter.ingress.dedupe import ProviderRetries
+from omnirouter.ingress.intake import Intake
+from omnirouter.ingress.publishing import IngressPublisher
 from omnirouter.logs import get_logger
 from omnirouter.pipeline.cases.operations import CaseOperations
 from omnirouter.pipeline.cases.store import RedisCaseStore
@@ -64,6 +69,7 @@ async def run_workers(
     """Run the pipeline workers (identity today) in this process until ``stop`` is set."""
     from omnirouter.pipeline import create_app
     from omnirouter.pipeline.cases.worker import CaseWorker
+    from omnirouter.pipeline.dispatcher import DispatcherWorker
     from omnirouter.pipeline.identity.worker import IdentityWorker
 
     client = aioredis.Redis.from_url(addresses.redis_url)
@@ -93,12 +99,18 @@ async def run_workers(
         router=router,
         timer_interval_s=settings.routing.timer_interval_s,
     )
+    # The dispatcher gets an app (and consumer group) of its own: a provider slow to answer
+    # must not hold back identity, cases and routing.
+    dispatcher_app = create_app("omnirouter-dispatcher", addresses.kafka_bootstrap_servers)
+    DispatcherWorker(dispatcher_app, client, settings=settings)
     await app.start()
-    log.info("workers started", workers=["identity", "cases", "routing"])
+    await dispatcher_app.start()
+    log.info("workers started", workers=["identity", "cases", "routing", "dispatcher"])
     _mark_ready(ready_file)
     try:
         await stop.wait()
     finally:
+        await dispatcher_app.stop()
         await app.stop()
         await client.aclose()
         log.info("workers stopped")
@@ -137,7 +149,34 @@ async def serve_http(
             topic_prefix=settings.kafka.topic_prefix,
         )
         cases.on_case_left = routing.case_left
-        app = create_http_app(settings.api, identity=identity, cases=cases, routing=routing)
+        publisher = await asyncio.to_thread(
+            IngressPublisher.connect,
+            addresses.kafka_bootstrap_servers,
+            topic_prefix=settings.kafka.topic_prefix,
+            timeout_s=settings.ingress.publish_timeout_s,
+        )
+        intake = Intake(
+            publisher,
+            ProviderRetries(
+                client, key_prefix=settings.redis.key_prefix, ttl_s=settings.ingress.dedupe_ttl_s
+            ),
+            retry_after_s=settings.ingress.retry_after_s,
+        )
+        gateway = channel_routers(ChannelContext(intake, settings, client))
+        app = create_http_app(
+            settings.api,
+            identity=identity,
+            cases=cases,
+            routing=routing,
+            extra_routers=gateway,
+            max_body_bytes=settings.ingress.max_body_bytes,
+        )
+        smtp = None
+        if settings.ingress.smtp_enabled:
+            from omnirouter.channels.email.smtp import start_smtp_listener
+
+            smtp = await asyncio.to_thread(start_smtp_listener, settings, publisher)
+            log.info("smtp listening", host=settings.ingress.smtp_host, port=smtp.port)
         config = uvicorn.Config(
             app,
             host=settings.api.host,
@@ -158,3 +197,7 @@ async def serve_http(
         server.should_exit = True
         await serving
         stopping.cancel()
+        if smtp is not None:
+            await asyncio.to_thread(smtp.stop)
+        await asyncio.to_thread(publisher.close)
+        await client.aclose()

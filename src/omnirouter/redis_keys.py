@@ -312,3 +312,21 @@ class ChatKeys:
     def pending(self) -> str:
         """LIST of replies published while no socket was open, delivered on reconnect."""
         return f"{self.tag}:pending"
+
+    @property
+    def profile(self) -> str:
+        """HASH email, phone the visitor left in the widget; their later messages carry them.
+
+        Expires some months after the last update (see ``channels.webchat.routes``).
+        """
+        return f"{self.tag}:profile"
+
+
+def dispatch_claim_key(prefix: str, event_id: str) -> str:
+    """STRING (JSON) claim and outcome of delivering one outbound event.
+
+    ``sending`` (with a lease) while a dispatcher delivers it, then ``sent`` or ``failed`` for
+    ``OutboundSettings.claim_ttl_s``: a redelivered event that finds ``sent`` is not sent to the
+    customer again. One key each, no hash tag (single-key commands and scripts only).
+    """
+    return f"{prefix}:dispatch:{event_id}"

@@ -98,6 +98,7 @@ class Router:
         self._runtime_dir: Path | None = None
         self.addresses: StackAddresses | None = None
         self.api_port: int | None = None
+        self.smtp_port: int | None = None
         self.admin_token: str | None = None
 
     def start(self) -> None:
@@ -120,7 +121,7 @@ class Router:
         log.info("topics ready", created=created)
         self._runtime_dir = Path(tempfile.mkdtemp(prefix="omnirouter-run-"))
         env = self._child_environment()
-        self._progress("starting pipeline workers (identity, cases)")
+        self._progress("starting pipeline workers (identity, cases, routing, dispatcher)")
         self._spawn("worker", env)
         self._progress(f"starting HTTP API on {settings.api.host}:{self.api_port}")
         self._spawn("serve", env)
@@ -135,6 +136,10 @@ class Router:
         api = self._settings.api
         self.api_port = api.port or free_port()
         env["OMNIROUTER_API__PORT"] = str(self.api_port)
+        ingress = self._settings.ingress
+        self.smtp_port = (ingress.smtp_port or free_port()) if ingress.smtp_enabled else None
+        if self.smtp_port is not None:
+            env["OMNIROUTER_INGRESS__SMTP_PORT"] = str(self.smtp_port)
         if api.admin_token is None:
             # A fresh operator token per run, printed in the banner, so the API is usable at once
             # without ever being open.
@@ -169,14 +174,19 @@ class Router:
         """Where everything listens, for the terminal."""
         assert self.addresses is not None, "start() first"
         api = f"http://{self._settings.api.host}:{self.api_port}"
+        worker_pid = self._children[0].process.pid
         lines = [
             "omnirouter is running",
             f"  kafka    {self.addresses.kafka_bootstrap_servers}",
             f"  redis    {self.addresses.redis_url}",
             f"  topics   {self._settings.kafka.topic_prefix}*  ({len(TOPICS)} in the catalogue)",
-            f"  workers  identity, cases  (pid {self._children[0].process.pid})",
+            f"  workers  identity, cases, routing, dispatcher  (pid {worker_pid})",
             f"  api      {api}  (docs {api}/docs)",
+            f"  webhooks {api}/webhooks/…  (Twilio, Meta WhatsApp, e-mail, signed JSON)",
+            f'  chat     {api}/chat/demo  (widget: <script src="{api}/chat/widget.js" async>)',
         ]
+        if self.smtp_port is not None:
+            lines.append(f"  smtp     {self._settings.ingress.smtp_host}:{self.smtp_port}")
         if self.admin_token is not None:
             lines.append(f"  operator token  {self.admin_token}  (Authorization: Bearer …)")
         lines.append("Press Ctrl-C to stop.")

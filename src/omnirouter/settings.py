@@ -169,6 +169,16 @@ class IngressSettings(_Section):
         default_factory=dict, description="Key id -> secret for the generic signed JSON endpoint."
     )
     signature_tolerance_s: int = Field(default=300, ge=10)
+    webchat_allowed_origins: tuple[str, ...] = Field(
+        default=(),
+        description='Origins ("https://shop.example.com") whose pages may open the web chat '
+        "socket; empty: any page may embed the widget.",
+    )
+    form_allowed_origins: tuple[str, ...] = Field(
+        default=(),
+        description="Hosts (or origins) whose pages may post web forms, checked against "
+        "Origin/Referer; empty: any.",
+    )
     smtp_enabled: bool = True
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=2525, ge=0, le=65535)
@@ -194,6 +204,24 @@ class OutboundSettings(_Section):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     email_from: str = "support@omnirouter.invalid"
+    email_default_subject: str = Field(
+        default="Your message", description="Subject of an e-mail reply that has none."
+    )
+    whatsapp_provider: Literal["twilio", "meta"] = Field(
+        default="twilio",
+        description="Who sends WhatsApp replies unless the event names twilio or meta itself.",
+    )
+    request_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="Per provider call (HTTP request, SMTP command)."
+    )
+    concurrency: int = Field(
+        default=8, ge=1, le=256, description="Deliveries in flight at once within a batch."
+    )
+    claim_ttl_s: int = Field(
+        default=3 * 86400,
+        ge=60,
+        description="How long a delivered event id is remembered, so a redelivery is not resent.",
+    )
 
 
 class ApiSettings(_Section):

@@ -204,6 +204,40 @@ def start_kafka(
     raise StackError(f"Kafka broker did not start: {last_error}")
 
 
+def restart_kafka(
+    libs: Path,
+    data_dir: Path,
+    port: int,
+    controller_port: int,
+    *,
+    heap: str,
+    timeout_s: float,
+    tie_to_parent: bool = False,
+) -> KafkaProcess:
+    """Start the broker again on its existing log and ports (after a stop or a crash).
+
+    Raises:
+        StackError: the broker exited or did not become ready in ``timeout_s``.
+    """
+    java = require_tool("java")
+    config = data_dir / "server.properties"
+    log4j = data_dir / "log4j2.properties"
+    log_path = data_dir / "kafka.log"
+    log_path.unlink(missing_ok=True)
+    process = spawn(
+        [*_java_command(java, libs, log4j, BROKER_MAIN, heap), str(config)],
+        log_path=log_path,
+        cwd=data_dir,
+        tie_to_parent=tie_to_parent,
+    )
+    broker = KafkaProcess(process.pid, port, controller_port, log_path)
+    outcome = _wait_ready(process, broker, timeout_s)
+    if outcome is not None:
+        broker.stop()
+        raise StackError(f"Kafka broker did not restart: {outcome}")
+    return broker
+
+
 def _format_storage(java: str, libs: Path, log4j: Path, config: Path) -> None:
     # StorageTool wants a base64url cluster id of 16 bytes without padding, as random-uuid prints.
     # Like Kafka's own Uuid.randomUuid, never one starting with "-": the tool's argument parser

@@ -11,7 +11,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from omnirouter.devstack.kafka import BROKER_MAIN, KafkaProcess, fetch_broker, start_kafka
+from omnirouter.devstack.kafka import (
+    BROKER_MAIN,
+    KafkaProcess,
+    fetch_broker,
+    restart_kafka,
+    start_kafka,
+)
 from omnirouter.devstack.network import accepts_connections
 from omnirouter.devstack.paths import deploy_dir
 from omnirouter.devstack.processes import is_running
@@ -99,6 +105,30 @@ class DevStack:
             raise
         self._write_state(redis=redis, kafka=kafka)
         return StackAddresses(kafka.bootstrap_servers, redis.url)
+
+    def stop_kafka(self) -> None:
+        """Stop only the broker, keeping its log (fault tests: the broker goes away)."""
+        kafka, _ = self._read_state()
+        if kafka is not None:
+            kafka.stop()
+
+    def restart_kafka(self) -> None:
+        """Start the broker again on its log and ports, as a restarted broker would come back."""
+        kafka, redis = self._read_state()
+        if kafka is None or redis is None:
+            raise StackError("devstack is not up")
+        if kafka.is_running():
+            return
+        restarted = restart_kafka(
+            self.fetch(),
+            self.state_dir / "kafka",
+            kafka.port,
+            kafka.controller_port,
+            heap=self._settings.kafka_heap,
+            timeout_s=self._settings.start_timeout_s,
+            tie_to_parent=self._tie_to_parent,
+        )
+        self._write_state(redis=redis, kafka=restarted)
 
     def down(self, *, keep_data: bool = False) -> None:
         """Stop both servers and wait until their processes are gone."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import Depends, FastAPI
+from collections.abc import Sequence
+
+from fastapi import APIRouter, Depends, FastAPI
 
 from omnirouter import __version__
 from omnirouter.http.auth import require_admin
 from omnirouter.http.cases import cases_router
 from omnirouter.http.identity import identity_router
 from omnirouter.http.routing import routing_router
+from omnirouter.ingress.gateway import limit_body_size
 from omnirouter.pipeline.cases.operations import CaseOperations
 from omnirouter.pipeline.identity.operations import IdentityOperations
 from omnirouter.pipeline.routing.operations import RoutingOperations
@@ -21,8 +24,14 @@ def create_http_app(
     identity: IdentityOperations,
     cases: CaseOperations | None = None,
     routing: RoutingOperations | None = None,
+    extra_routers: Sequence[APIRouter] = (),
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
-    """The HTTP API with its dependencies given (tests and ``omnirouter serve`` both use this)."""
+    """The HTTP API with its dependencies given (tests and ``omnirouter serve`` both use this).
+
+    ``extra_routers`` are mounted as they are: the ingress gateway's channel routes, which
+    carry their own authentication (provider signatures).
+    """
     app = FastAPI(
         title="omnirouter",
         version=__version__,
@@ -34,6 +43,10 @@ def create_http_app(
         app.include_router(cases_router(cases, admin=admin))
     if routing is not None:
         app.include_router(routing_router(routing, admin=admin))
+    for router in extra_routers:
+        app.include_router(router)
+    if max_body_bytes is not None:
+        limit_body_size(app, max_body_bytes)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

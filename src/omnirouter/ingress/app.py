@@ -15,7 +15,14 @@ ChannelRouter = Callable[[ChannelContext], APIRouter]
 
 # Adding a channel: write channels/<name>/routes.py with ``build_router(context)`` and add the
 # package name here (one line per channel).
-CHANNELS: tuple[str, ...] = ("twilio",)
+CHANNELS: tuple[str, ...] = (
+    "twilio",
+    "email",
+    "webchat",
+    "meta_whatsapp",
+    "webform",
+    "signed_json",
+)
 
 
 def channel_routers(context: ChannelContext) -> list[APIRouter]:

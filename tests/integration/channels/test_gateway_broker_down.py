@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -13,7 +13,6 @@ import redis.asyncio as aioredis
 from omnirouter.channels.twilio.signature import twilio_signature
 from omnirouter.connections import ensure_topics
 from omnirouter.devstack import DevStack, StackAddresses
-from omnirouter.devstack.kafka import KafkaProcess
 from omnirouter.events import InteractionEvent, topic_spec
 from omnirouter.ingress.app import create_ingress_app
 from omnirouter.ingress.context import ChannelContext
@@ -93,10 +92,7 @@ async def test_endpoints_answer_503_while_the_broker_is_down(
                     lambda r: r.decoded(inbound, InteractionEvent), what="the first event"
                 )
 
-            state = devstack.status()
-            assert state.running
-            kafka_pid = state.pids[0]
-            KafkaProcess(kafka_pid, 0, 0, Path("/dev/null")).stop()
+            devstack.stop_kafka()
 
             answers = [await post(sms(n)) for n in (2, 3, 4)]
             assert [a.status_code for a in answers] == [503, 503, 503]
@@ -110,3 +106,8 @@ async def test_endpoints_answer_503_while_the_broker_is_down(
     finally:
         publisher.close()
         await redis_client.aclose()
+
+
+async def _accepted(response: Awaitable[httpx.Response]) -> httpx.Response | None:
+    answer = await response
+    return answer if answer.status_code == 200 else None

@@ -15,6 +15,7 @@ from omnirouter.events import (
 from omnirouter.pipeline.identity.policy import IdentityPolicy
 from omnirouter.pipeline.identity.store import UnmergeRefused
 from support.events import identifier, inbound
+from support.waiting import eventually_async
 
 pytestmark = pytest.mark.integration
 
@@ -247,6 +248,13 @@ async def test_replaying_an_event_returns_the_same_customer_and_changes_nothing(
 async def test_one_redis_round_trip_per_consumed_batch(identity) -> None:  # type: ignore[no-untyped-def]
     warm_up = await _resolve(identity, inbound("sms", identifier("phone", "+15550109999")))
     assert warm_up.is_new_customer  # the script is loaded; from here every call is one EVALSHA
+
+    async def warm_up_counted() -> bool:
+        # The worker counts a batch after publishing it: wait for the count, or the warm-up
+        # batch would be counted inside the measurement.
+        return identity.worker.events_consumed >= 1
+
+    await eventually_async(warm_up_counted, what="the warm-up batch to be counted")
     trips_before = identity.redis.round_trips
     batches_before = identity.worker.batches_processed
     events = [

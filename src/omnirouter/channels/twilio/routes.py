@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from omnirouter.channels.errors import NormalizationError
-from omnirouter.channels.twilio import messaging
+from omnirouter.channels.twilio import messaging, voice
 from omnirouter.channels.twilio.signature import signature_matches
 from omnirouter.ingress.context import ChannelContext
 from omnirouter.ingress.gateway import read_body
@@ -72,6 +72,34 @@ def twilio_router(
         except (NormalizationError, ValueError) as exc:
             raise await intake.reject(raw, provider="twilio", reason=str(exc)[:500]) from None
         await intake.accept(event, provider="twilio", message_id=messaging.message_id(form))
+        return Response(_EMPTY_TWIML, media_type="text/xml")
+
+    @router.post("/voice/status")
+    async def call_status(request: Request) -> Response:
+        """A Voice status callback: the call's outcome is published once it ended."""
+        raw, fields = await verified_form(request, settings)
+        form: Mapping[str, str] = dict(fields)
+        try:
+            event = voice.normalize_call_status(form, datetime.now(UTC))
+        except (NormalizationError, ValueError) as exc:
+            raise await intake.reject(raw, provider="twilio", reason=str(exc)[:500]) from None
+        if event is not None:
+            await intake.accept(event, provider="twilio", message_id=voice.call_message_id(form))
+        return Response(_EMPTY_TWIML, media_type="text/xml")
+
+    @router.post("/voice/transcription")
+    async def call_transcription(request: Request) -> Response:
+        """A transcribeCallback: the transcript of a call recording."""
+        raw, fields = await verified_form(request, settings)
+        form: Mapping[str, str] = dict(fields)
+        try:
+            event = voice.normalize_transcription(form, datetime.now(UTC))
+        except (NormalizationError, ValueError) as exc:
+            raise await intake.reject(raw, provider="twilio", reason=str(exc)[:500]) from None
+        if event is not None:
+            await intake.accept(
+                event, provider="twilio", message_id=voice.transcription_message_id(form)
+            )
         return Response(_EMPTY_TWIML, media_type="text/xml")
 
     if extra is not None:

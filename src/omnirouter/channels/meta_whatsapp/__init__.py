@@ -1,0 +1,1 @@
+"""Meta WhatsApp Cloud API: the subscription handshake and ``messages`` webhooks."""

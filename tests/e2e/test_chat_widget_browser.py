@@ -1,0 +1,258 @@
+"""The chat widget in a real browser: a visitor writes, Kafka has it, the agent's reply shows."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+import uvicorn
+from playwright.async_api import Page, async_playwright, expect
+
+from omnirouter.connections import ensure_topics
+from omnirouter.devstack import StackAddresses
+from omnirouter.events import Channel, IdentifierKind, InteractionEvent, topic_spec
+from omnirouter.ingress.app import create_ingress_app
+from omnirouter.ingress.context import ChannelContext
+from omnirouter.ingress.dedupe import ProviderRetries
+from omnirouter.ingress.intake import Intake
+from omnirouter.ingress.publishing import IngressPublisher
+from omnirouter.redis_keys import ChatKeys
+from omnirouter.runtime import catalogue_topics
+from omnirouter.settings import IngressSettings, KafkaSettings, RedisSettings, Settings
+from support.kafka import TopicReader
+from support.waiting import eventually, eventually_async
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+UI_TIMEOUT_MS = 30_000
+VISITOR_ID_KEY = "omnirouter.chat.visitorId"  # where widget.js keeps the visitor id
+
+
+@contextlib.contextmanager
+def served_gateway(settings: Settings) -> Iterator[str]:
+    """The gateway served by uvicorn on a loopback port, in a thread with its own event loop.
+
+    The app's Redis client and Kafka producer are made and closed inside that loop: asyncio
+    clients must not cross loops, so the test's own clients stay separate. Yields host:port.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))  # bound here, so no other process can take the port first
+    host, port = listener.getsockname()
+    servers: list[uvicorn.Server] = []
+    failures: list[BaseException] = []
+
+    async def serve() -> None:
+        redis_client = aioredis.Redis.from_url(settings.redis.url or "")
+        publisher = IngressPublisher.connect(
+            settings.kafka.bootstrap_servers or "",
+            topic_prefix=settings.kafka.topic_prefix,
+            timeout_s=settings.ingress.publish_timeout_s,
+        )
+        retries = ProviderRetries(
+            redis_client, key_prefix=settings.redis.key_prefix, ttl_s=settings.ingress.dedupe_ttl_s
+        )
+        intake = Intake(publisher, retries, retry_after_s=settings.ingress.retry_after_s)
+        app = create_ingress_app(ChannelContext(intake, settings, redis_client))
+        config = uvicorn.Config(
+            app, lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=10
+        )
+        server = uvicorn.Server(config)
+        servers.append(server)
+        try:
+            await server.serve(sockets=[listener])
+        finally:
+            publisher.close()
+            await redis_client.aclose()
+
+    def run() -> None:
+        try:
+            asyncio.run(serve())
+        except BaseException as exc:  # reported to the test, not lost in the thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, name="chat-widget-gateway", daemon=True)
+    thread.start()
+    try:
+        eventually(
+            lambda: failures or (servers and servers[0].started),
+            timeout_s=30,
+            what="the gateway to listen",
+        )
+        if failures:
+            raise AssertionError(f"the gateway did not start: {failures[0]!r}")
+        yield f"{host}:{port}"
+    finally:
+        if servers:
+            servers[0].should_exit = True
+        thread.join(timeout=30)
+        listener.close()
+        assert not thread.is_alive(), "the gateway thread did not stop"
+        assert not failures, f"the gateway failed: {failures[0]!r}"
+
+
+@pytest.fixture
+def settings(stack: StackAddresses, unique_id: str, redis_prefix: str) -> Settings:
+    """Settings on the session's Kafka and Redis, with topics and keys private to this test."""
+    prefix = f"test.{unique_id}."
+    settings = Settings(
+        kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap_servers, topic_prefix=prefix),
+        redis=RedisSettings(url=stack.redis_url, key_prefix=redis_prefix),
+        ingress=IngressSettings(),
+    )
+    ensure_topics(
+        stack.kafka_bootstrap_servers,
+        [t._replace(partitions=1) for t in catalogue_topics(settings)],
+    )
+    return settings
+
+
+@pytest.fixture
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    """test-artifacts/ at the repository root (git-ignored), for screenshots."""
+    folder = request.config.rootpath / "test-artifacts"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+async def inbound_webchat_event(reader: TopicReader, topic: str) -> InteractionEvent:
+    def probe(r: TopicReader) -> InteractionEvent | None:
+        events = [e for e in r.decoded(topic, InteractionEvent) if e.channel is Channel.WEBCHAT]
+        return events[0] if events else None
+
+    return await reader.wait_for(probe, what="the chat message on interactions.inbound")
+
+
+async def visitor_socket_subscribed(redis_client: aioredis.Redis, channel: str) -> None:
+    async def probe() -> bool:
+        [(_, listeners)] = await redis_client.pubsub_numsub(channel)
+        return int(listeners) > 0
+
+    await eventually_async(probe, what="the widget's socket to subscribe to its replies")
+
+
+async def open_chat_and_send(page: Page, text: str) -> None:
+    await page.get_by_role("button", name="Chat with us").click()
+    await expect(page.get_by_role("dialog", name="Chat with us")).to_be_visible(
+        timeout=UI_TIMEOUT_MS
+    )
+    await page.get_by_label("Your message").fill(text)
+    await page.get_by_role("button", name="Send").click()
+
+
+@pytest.fixture
+def gateway_host(settings: Settings) -> Iterator[str]:
+    """host:port of a real server running the gateway."""
+    with served_gateway(settings) as host:
+        yield host
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Page]:
+    """A page in Debian's headless Chromium; the browser and Playwright's driver stop after."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield await browser.new_page()
+        finally:
+            await browser.close()
+        assert not browser.is_connected()
+
+
+@pytest.fixture
+async def redis_async(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(settings.redis.url or "")
+    yield client
+    await client.aclose()
+
+
+async def test_a_visitor_writes_in_the_widget_and_reads_the_agents_reply(
+    settings: Settings,
+    gateway_host: str,
+    page: Page,
+    redis_async: aioredis.Redis,
+    artifacts: Path,
+) -> None:
+    inbound = topic_spec("interactions.inbound").name(settings.kafka.topic_prefix)
+    async with TopicReader(settings.kafka.bootstrap_servers or "", [inbound]) as reader:
+        await page.goto(f"http://{gateway_host}/chat/demo")
+        await open_chat_and_send(page, "Hello from the browser")
+
+        sent = page.get_by_role("listitem").filter(has_text="Hello from the browser")
+        await expect(sent).to_contain_text("Delivered", timeout=UI_TIMEOUT_MS)
+        event = await inbound_webchat_event(reader, inbound)
+    visitor_id = await page.evaluate("key => localStorage.getItem(key)", VISITOR_ID_KEY)
+    await page.screenshot(path=artifacts / "chat-widget-sent.png")
+
+    assert event.content.text == "Hello from the browser"
+    assert (event.identifiers[0].kind, event.identifiers[0].value) == (
+        IdentifierKind.CHAT_VISITOR,
+        visitor_id,
+    )
+
+    # What the outbound dispatcher does when an agent answers.
+    live = ChatKeys(settings.redis.key_prefix, "default", visitor_id).channel
+    await visitor_socket_subscribed(redis_async, live)
+    reply = {
+        "type": "message",
+        "event_id": str(uuid.uuid4()),
+        "text": "Your parcel ships today.",
+        "agent_id": "agent-7",
+        "at": "2025-03-04T12:31:00+00:00",
+    }
+    assert await redis_async.publish(live, json.dumps(reply)) >= 1
+
+    answer = page.get_by_role("log").get_by_text("Your parcel ships today.")
+    await expect(answer).to_be_visible(timeout=UI_TIMEOUT_MS)
+    await page.screenshot(path=artifacts / "chat-widget-replied.png")
+
+
+async def test_an_email_left_in_the_widget_travels_with_the_next_message(
+    settings: Settings, gateway_host: str, page: Page
+) -> None:
+    inbound = topic_spec("interactions.inbound").name(settings.kafka.topic_prefix)
+    async with TopicReader(settings.kafka.bootstrap_servers or "", [inbound]) as reader:
+        await page.goto(f"http://{gateway_host}/chat/demo")
+        await open_chat_and_send(page, "First, hello")
+        first = page.get_by_role("listitem").filter(has_text="First, hello")
+        await expect(first).to_contain_text("Delivered", timeout=UI_TIMEOUT_MS)
+
+        await page.get_by_text("Leave your e-mail or phone so we can reach you").click()
+        await page.get_by_label("E-mail").fill("ana@example.com")
+        await page.get_by_role("button", name="Save").click()
+        await expect(page.get_by_text("we can reach you at ana@example.com")).to_be_visible(
+            timeout=UI_TIMEOUT_MS
+        )
+        await page.get_by_label("Your message").fill("Then, my order")
+        await page.get_by_role("button", name="Send").click()
+        second = page.get_by_role("listitem").filter(has_text="Then, my order")
+        await expect(second).to_contain_text("Delivered", timeout=UI_TIMEOUT_MS)
+
+        def both(r: TopicReader) -> list[InteractionEvent] | None:
+            events = r.decoded(inbound, InteractionEvent)
+            return events if len(events) >= 2 else None
+
+        events = await reader.wait_for(both, what="both chat messages")
+
+    assert [[i.kind for i in e.identifiers] for e in events] == [
+        [IdentifierKind.CHAT_VISITOR],
+        [IdentifierKind.CHAT_VISITOR, IdentifierKind.EMAIL],
+    ]
+    assert events[1].identifiers[1].value == "ana@example.com"
