@@ -51,7 +51,9 @@ def test_a_delivered_reply_is_reported_sent_with_the_providers_id() -> None:
 def test_the_status_id_is_derived_from_the_reply_so_a_redelivery_reports_the_same_id() -> None:
     first = status_record(REPLY, SENT, at=AT)
     again = status_record(REPLY, SENT, at=datetime(2026, 11, 25, tzinfo=UTC))
-    assert first.event_id == again.event_id == derived_event_id(REPLY.event_id, "delivery:delivered")
+    assert (
+        first.event_id == again.event_id == derived_event_id(REPLY.event_id, "delivery:delivered")
+    )
     assert first.causation_id == REPLY.event_id
 
 
