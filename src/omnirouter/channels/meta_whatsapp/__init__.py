@@ -1,1 +1,1 @@
-"""Meta WhatsApp Cloud API: the subscription handshake and ``messages`` webhooks."""
+"""Meta WhatsApp Cloud API: the subscription handshake and ``messages`` webhooks, and replies."""
