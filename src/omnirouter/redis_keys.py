@@ -330,3 +330,28 @@ def dispatch_claim_key(prefix: str, event_id: str) -> str:
     customer again. One key each, no hash tag (single-key commands and scripts only).
     """
     return f"{prefix}:dispatch:{event_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeskKeys:
+    """Desktop accounts and sign-in sessions of one tenant.
+
+    Hash tag: ``{<prefix>:desk:<tenant>}``. Small and read on every request: one slot is fine.
+    """
+
+    prefix: str
+    tenant: str
+
+    @property
+    def tag(self) -> str:
+        """The hash-tagged stem of the tenant's desktop keys."""
+        return f"{{{self.prefix}:desk:{self.tenant}}}"
+
+    @property
+    def accounts(self) -> str:
+        """HASH agent_id -> account (JSON: name, role, queues, password hash)."""
+        return f"{self.tag}:accounts"
+
+    def session(self, token_hash: str) -> str:
+        """STRING (with TTL) the signed-in agent of a session, by the SHA-256 of its token."""
+        return f"{self.tag}:session:{token_hash}"

@@ -18,6 +18,7 @@ from omnirouter.events.cases import (
     TimelineEntry,
     TimelineEntryKind,
 )
+from omnirouter.events.desk import AgentAction, AgentActionKind
 from omnirouter.events.identifiers import (
     MAX_IDENTIFIER_LENGTH,
     MAX_RAW_IDENTIFIER_LENGTH,
@@ -89,6 +90,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "SUPPORTED_SCHEMA_VERSIONS",
     "TOPICS",
+    "AgentAction",
+    "AgentActionKind",
     "Attachment",
     "CandidateAgent",
     "CaseContext",

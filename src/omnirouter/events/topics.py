@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from omnirouter.events.cases import CaseEvent, CaseRouted
+from omnirouter.events.desk import AgentAction
 from omnirouter.events.identity import CustomerUnmerged, MergeReview
 from omnirouter.events.models import (
     CustomerMerged,
@@ -157,6 +158,15 @@ TOPICS: tuple[TopicSpec, ...] = (
         retention_ms=7 * _DAY_MS,
         cleanup_policy="delete",
         description="Every routing decision with candidates and reasons, for audit and tuning.",
+    ),
+    TopicSpec(
+        key="desk.actions",
+        model=AgentAction,
+        key_description="agent_id",
+        partitions=3,
+        retention_ms=90 * _DAY_MS,
+        cleanup_policy="delete",
+        description="Every agent action at the desktop (sign-in, accept, reply, transfer…).",
     ),
     TopicSpec(
         key="deadletter",

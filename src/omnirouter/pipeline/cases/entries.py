@@ -159,3 +159,17 @@ def profile_entry(
             "attributes": attributes or {},
         },
     }
+
+
+def note_entry(
+    event_id: uuid.UUID, at: datetime, *, case_id: str, agent_id: str, text: str
+) -> dict[str, Any]:
+    """An agent's internal note on a case (agents see it on the timeline; customers never)."""
+    return {
+        "type": "note",
+        "event_id": str(event_id),
+        "at": millis(at),
+        "case_id": case_id,
+        "agent_id": agent_id,
+        "text": text[:TIMELINE_TEXT_CHARS],
+    }

@@ -110,6 +110,11 @@ class CaseOperations:
         # Routing frees the agent's capacity when a case is resolved or closed.
         self.on_case_left: Callable[[str, str], Awaitable[Any]] | None = None
 
+    @property
+    def store(self) -> RedisCaseStore:
+        """The case store these operations act on."""
+        return self._store
+
     async def customer(
         self, customer_id: str, *, tenant: str = DEFAULT_TENANT, timeline: int = 100
     ) -> CustomerView:

@@ -47,7 +47,7 @@ from omnirouter.pipeline.stream import Outgoing
 
 log = get_logger(__name__)
 
-_IDENTIFIER_FOR_CHANNEL = {
+IDENTIFIER_FOR_CHANNEL = {
     Channel.SMS: IdentifierKind.PHONE,
     Channel.WHATSAPP: IdentifierKind.PHONE,
     Channel.VOICE: IdentifierKind.PHONE,
@@ -185,6 +185,81 @@ class RoutingEngine:
         now = now or datetime.now(UTC)
         released = await self.store.release(tenant, case_id, now)
         return await self.drain(tenant, now=now) if released.get("agent") else []
+
+    async def transfer(
+        self,
+        request: RoutingRequest,
+        *,
+        to_agent: str | None = None,
+        to_queue: str | None = None,
+        by: str,
+        now: datetime | None = None,
+    ) -> list[Outgoing]:
+        """Hand a case to a named colleague, or back to a queue for the next agent.
+
+        Raises:
+            KeyError: ``to_queue`` is not a queue of the rules.
+        """
+        now = now or datetime.now(UTC)
+        tenant = request.tenant
+        if to_agent is not None:
+            queue = request.queue_id or self.rules.default_queue
+            previous = await self.store.assign(
+                tenant, request.case_id, to_agent, str(request.channel), queue, now
+            )
+            event_id = derived_event_id(
+                derived_event_id_for(request.case_id), f"routing:transfer:{to_agent}:{millis(now)}"
+            )
+            decision = RoutingDecision(
+                event_id=event_id,
+                tenant=tenant,
+                occurred_at=now,
+                case_id=request.case_id,
+                customer_id=request.customer_id,
+                queue=queue,
+                strategy="transfer",
+                outcome=RoutingOutcome.ASSIGNED,
+                agent_id=to_agent,
+                reasons=(
+                    RoutingReason(
+                        code="transfer",
+                        message=f"{by} transferred the case from "
+                        f"{previous or 'the queue'} to {to_agent}",
+                        data={"by": by},
+                    ),
+                ),
+            )
+            _, events = await apply_and_describe(
+                self._cases,
+                tenant,
+                request.customer_id,
+                [
+                    status_entry(
+                        event_id,
+                        now,
+                        case_id=request.case_id,
+                        to=CaseStatus.ASSIGNED,
+                        reason=f"transferred by {by}",
+                        agent_id=to_agent,
+                    )
+                ],
+            )
+            return [
+                Outgoing("routing.decisions", request.customer_id, decision),
+                *self._case_outgoing(request.customer_id, events),
+            ]
+        target = self.rules.queue(to_queue or request.queue_id or self.rules.default_queue)
+        await self.store.release(tenant, request.case_id, now)
+        moved = replace(
+            request,
+            queue_id=target.id,
+            rule_id=None,
+            enqueued_at=None,
+            escalation_step=0,
+            previous_agents=(),
+            declined_by=(by,),
+        )
+        return await self.route(moved, cause=f"transfer:{by}:{millis(now)}", now=now)
 
     async def drain(
         self, tenant: str, *, now: datetime | None = None, limit: int = 20
@@ -393,7 +468,7 @@ class RoutingEngine:
         if routed is None:
             return []
         profile = routed.context.profile
-        wanted = _IDENTIFIER_FOR_CHANNEL.get(request.channel)
+        wanted = IDENTIFIER_FOR_CHANNEL.get(request.channel)
         to = [i for i in profile.identifiers if i.kind == wanted] or list(profile.identifiers[:1])
         if not to:
             return []

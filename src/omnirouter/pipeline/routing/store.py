@@ -89,6 +89,7 @@ class RoutingStore:
         self._release = client.register_script(_lua("release.lua"))
         self._timers = client.register_script(_lua("timers.lua"))
         self._presence = client.register_script(_lua("presence.lua"))
+        self._assign = client.register_script(_lua("assign.lua"))
 
     def keys(self, tenant: str) -> RoutingKeys:
         """The key layout of ``tenant``."""
@@ -156,6 +157,23 @@ class RoutingStore:
         )
         result: dict[str, Any] = orjson.loads(raw)
         return result
+
+    async def assign(
+        self, tenant: str, case_id: str, agent_id: str, channel: str, queue: str, now: datetime
+    ) -> str:
+        """Give a case straight to ``agent_id``; returns the agent who held it before ("")."""
+        keys = self.keys(tenant)
+        payload = {
+            "case_id": case_id,
+            "agent": agent_id,
+            "channel": channel,
+            "queue": queue,
+            "now": millis(now),
+        }
+        raw = await self._assign(
+            keys=keys.script_keys(), args=[keys.queue_stem, orjson.dumps(payload)]
+        )
+        return str(orjson.loads(raw)["previous"])
 
     async def due_timers(
         self, tenant: str, now: datetime, *, lease_s: float = 30.0, limit: int = 200

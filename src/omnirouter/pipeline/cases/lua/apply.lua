@@ -402,6 +402,15 @@ for i, ev in ipairs(req.entries) do
     elseif ev.type == 'status' then case = apply_status(ev)
     elseif ev.type == 'fold' then case = apply_fold(ev)
     elseif ev.type == 'profile' then update_profile(ev.profile, {})
+    elseif ev.type == 'note' then
+      -- An internal note: on the timeline for agents, never sent to the customer.
+      case = get_case(ev.case_id)
+      if case then
+        timeline_add({entry_id = ev.event_id, at = ev.at, kind = 'system', system_type = 'note',
+                      case_id = case.case_id, agent_id = ev.agent_id, text = ev.text})
+      else
+        out.error = 'no case ' .. ev.case_id .. ' for ' .. customer
+      end
     end
     if case then dirty[case.case_id] = true end
     local r = {event_id = ev.event_id, type = ev.type, case_id = case and case.case_id or '',
