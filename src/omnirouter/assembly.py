@@ -14,6 +14,11 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from omnirouter.connections import create_producer
+from omnirouter.desktop.accounts import Accounts
+from omnirouter.desktop.api import desk_router
+from omnirouter.desktop.live import LiveFeed
+from omnirouter.desktop.pages import desk_pages_router
+from omnirouter.desktop.service import DeskService
 from omnirouter.devstack import StackAddresses
 from omnirouter.ingress.app import channel_routers
 from omnirouter.ingress.context import ChannelContext
@@ -163,6 +168,21 @@ async def serve_http(
             retry_after_s=settings.ingress.retry_after_s,
         )
         gateway = channel_routers(ChannelContext(intake, settings, client))
+        accounts = Accounts(
+            client,
+            key_prefix=settings.redis.key_prefix,
+            session_ttl_s=settings.desktop.session_ttl_s,
+        )
+        live = None
+        if settings.desktop.live_updates:
+            live = LiveFeed(
+                addresses.kafka_bootstrap_servers, topic_prefix=settings.kafka.topic_prefix
+            )
+            await live.start()
+        desk = DeskService(
+            cases, routing, identity.publisher, topic_prefix=settings.kafka.topic_prefix
+        )
+        gateway = [*gateway, desk_router(desk, accounts, live), desk_pages_router()]
         app = create_http_app(
             settings.api,
             identity=identity,
@@ -199,5 +219,7 @@ async def serve_http(
         stopping.cancel()
         if smtp is not None:
             await asyncio.to_thread(smtp.stop)
+        if live is not None:
+            await live.stop()
         await asyncio.to_thread(publisher.close)
         await client.aclose()

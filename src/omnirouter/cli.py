@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -75,6 +76,21 @@ def _parser() -> argparse.ArgumentParser:
         if action == "down":
             sub.add_argument("--keep-data", action="store_true", help="keep the data folders")
 
+    agents = commands.add_parser("agents", help="desktop accounts: who may sign in, and where")
+    agents.add_argument("--tenant", default="default")
+    agent_commands = agents.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = agent_commands.add_parser("add", help="create or update an account")
+    add.add_argument("agent_id")
+    add.add_argument("--name", default="")
+    add.add_argument("--role", choices=["agent", "supervisor"], default="agent")
+    add.add_argument("--queues", default="", help="comma-separated queue ids served")
+    add.add_argument("--skills", default="", help="skill=level,… (routing profile)")
+    add.add_argument("--languages", default="en", help="comma-separated language codes")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    agent_commands.add_parser("list", help="list accounts")
+
     rules = commands.add_parser("rules", help="check, explain and compare routing rules")
     rules_commands = rules.add_subparsers(dest="action", required=True, metavar="ACTION")
     validate = rules_commands.add_parser("validate", help="check a rules file")
@@ -129,6 +145,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_identity(args, settings))
     if args.command == "rules":
         return _rules(args, settings)
+    if args.command == "agents":
+        return asyncio.run(_agents(args, settings))
     raise AssertionError(args.command)  # argparse only accepts the commands above
 
 
@@ -185,6 +203,47 @@ def _devstack(args: argparse.Namespace, settings: Settings) -> int:
         print(f"kafka  {status.kafka}" + (f"  {where.kafka_bootstrap_servers}" if where else ""))
         print(f"redis  {status.redis}" + (f"  {where.redis_url}" if where else ""))
     return 0 if status.running else 1
+
+
+async def _agents(args: argparse.Namespace, settings: Settings) -> int:
+    import redis.asyncio as aioredis
+
+    from omnirouter.desktop.accounts import Account, Accounts
+    from omnirouter.pipeline.routing.store import RoutingStore
+    from omnirouter.runtime import connect_services
+
+    addresses = await asyncio.to_thread(connect_services, settings, start_devstack=False)
+    client = aioredis.Redis.from_url(addresses.redis_url)
+    accounts = Accounts(
+        client, key_prefix=settings.redis.key_prefix, session_ttl_s=settings.desktop.session_ttl_s
+    )
+    try:
+        if args.action == "list":
+            for account in await accounts.all(tenant=args.tenant):
+                queues = ",".join(account.queues) or "-"
+                print(f"{account.agent_id}  {account.role}  queues={queues}  {account.name}")
+            return 0
+        password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+        if password == "":
+            raise OmnirouterError("an empty password is not allowed")
+        served = tuple(q for q in args.queues.split(",") if q)
+        account = Account(agent_id=args.agent_id, name=args.name, role=args.role, queues=served)
+        await accounts.save(account, tenant=args.tenant, password=password)
+        skills: dict[str, int] = {}
+        for part in filter(None, args.skills.split(",")):
+            skill, _, level = part.partition("=")
+            skills[skill] = int(level or 3)
+        languages = [code for code in args.languages.split(",") if code]
+        await RoutingStore(client, key_prefix=settings.redis.key_prefix).upsert_agent(
+            args.tenant,
+            args.agent_id,
+            profile={"name": args.name, "skills": skills, "languages": languages},
+            now=datetime.now(UTC),
+        )
+        print(f"saved {args.agent_id} ({args.role}; queues {', '.join(served) or 'none'})")
+        return 0
+    finally:
+        await client.aclose()
 
 
 def _rules(args: argparse.Namespace, settings: Settings) -> int:

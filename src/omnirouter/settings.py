@@ -224,6 +224,13 @@ class OutboundSettings(_Section):
     )
 
 
+class DesktopSettings(_Section):
+    """The agent desktop: sessions and live updates."""
+
+    session_ttl_s: int = Field(default=12 * 3600, ge=60)
+    live_updates: bool = True
+
+
 class ApiSettings(_Section):
     """The HTTP API (identity administration now; gateway and desktop routes join it later)."""
 
@@ -256,6 +263,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
+    desktop: DesktopSettings = Field(default_factory=DesktopSettings)
 
 
 def _unknown_environment_keys(environ: Mapping[str, str]) -> list[str]:

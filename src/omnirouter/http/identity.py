@@ -46,6 +46,14 @@ class ReviewView(BaseModel):
     created_at_ms: int
 
 
+class ImportRequest(BaseModel):
+    """Identifiers of one customer, as a CRM knows them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    identifiers: tuple[Identifier, ...] = Field(min_length=1, max_length=50)
+
+
 class UnmergeRequest(BaseModel):
     """Which merge to undo, who undoes it and why."""
 
@@ -81,6 +89,19 @@ def identity_router(operations: IdentityOperations, *, admin: Any) -> APIRouter:
                 for m in record.merges
             ],
         )
+
+    @router.post("/customers", status_code=status.HTTP_200_OK)
+    async def import_customer(
+        body: ImportRequest, tenant: Tenant = DEFAULT_TENANT
+    ) -> dict[str, Any]:
+        """Make a customer known with their identifiers (a CRM import); links known ones."""
+        try:
+            customer_id, rejected = await operations.import_customer(
+                list(body.identifiers), tenant=tenant
+            )
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+        return {"customer_id": customer_id, "rejected": rejected}
 
     @router.get("/reviews", response_model=list[ReviewView])
     async def list_reviews(

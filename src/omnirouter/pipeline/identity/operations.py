@@ -16,14 +16,17 @@ from typing import Protocol
 from omnirouter.events import (
     DEFAULT_TENANT,
     CustomerUnmerged,
+    Identifier,
     derived_event_id,
     encode,
     identifier_from_address,
     topic_spec,
 )
+from omnirouter.pipeline.identity.normalize import normalize_identifiers
 from omnirouter.pipeline.identity.store import (
     CustomerRecord,
     RedisIdentityStore,
+    ResolveRequest,
     ReviewItem,
     Split,
 )
@@ -103,6 +106,29 @@ class IdentityOperations:
             self.publisher.publish, self._unmerged_topic, split.survivor_id, encode(event)
         )
         return SplitOutcome(split, event)
+
+    async def import_customer(
+        self, identifiers: list[Identifier], *, tenant: str = DEFAULT_TENANT
+    ) -> tuple[str, list[str]]:
+        """Make a customer known with these identifiers (a CRM import), as resolution would.
+
+        Returns the customer id and the identifiers rejected as malformed or blocked. The same
+        identifiers always resolve to the same customer; known ones link (and may merge, under
+        the guardrails).
+
+        Raises:
+            ValueError: no usable identifier.
+        """
+        normalized = normalize_identifiers(identifiers, self._store.policy)
+        if not normalized.usable:
+            reasons = "; ".join(r.reason for r in normalized.rejected)
+            raise ValueError(f"no usable identifier: {reasons}")
+        addresses = ",".join(sorted(i.address for i in normalized.usable))
+        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"omnirouter:import:{tenant}:{addresses}")
+        [resolution] = await self._store.resolve_batch(
+            tenant, [ResolveRequest(event_id, normalized.usable)]
+        )
+        return resolution.customer_id, [f"{r.kind}: {r.reason}" for r in normalized.rejected]
 
     async def customer(
         self, customer_id: str, *, tenant: str = DEFAULT_TENANT

@@ -180,6 +180,7 @@ class RedisIdentityStore:
         self._client = client
         self._prefix = key_prefix
         self._policy = policy
+        self.policy = policy
         self._resolve = client.register_script(_lua("resolve.lua"))
         self._unmerge = client.register_script(_lua("unmerge.lua"))
         self._limits = {str(k): v for k, v in policy.max_customers_per_identifier.items()}
