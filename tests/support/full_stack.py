@@ -128,16 +128,23 @@ def running_router(
         for command in ("worker", "serve"):
             ready = logs / f"{command}.ready"
             ready.unlink(missing_ok=True)
-            out = (logs / f"{command}.log").open("wb")
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "omnirouter.cli", command, "--ready-file", str(ready)],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
+            with (logs / f"{command}.log").open("wb") as out:
+                processes.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "omnirouter.cli",
+                            command,
+                            "--ready-file",
+                            str(ready),
+                        ],
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                    )
                 )
-            )
             ready_files.append(ready)
         deadline = time.monotonic() + 120
         while not all(r.exists() for r in ready_files):

@@ -7,7 +7,8 @@ assigned to them; a supervisor sees everything. Missing credentials answer 401, 
 queue outside the agent's queues 403.
 """
 
-from __future__ import annotations
+# No "from __future__ import annotations" here: FastAPI must see the dependency annotations
+# of the nested route functions as objects, not as strings it cannot resolve.
 
 import asyncio
 from collections.abc import AsyncIterator
