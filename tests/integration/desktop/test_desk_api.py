@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import smtplib
 from email.message import EmailMessage
 from urllib.parse import urlencode
