@@ -231,6 +231,22 @@ class DesktopSettings(_Section):
     live_updates: bool = True
 
 
+class OpsSettings(_Section):
+    """Metrics, the lag monitor and the /ops dashboard."""
+
+    worker_metrics_port: int = Field(
+        default=9464, ge=0, le=65535,
+        description="Port of `omnirouter worker`'s /metrics (0: pick a free one, -1 would be off).",
+    )
+    lag_sample_interval_s: float = Field(default=5.0, gt=0, le=300)
+    lag_window: int = Field(
+        default=10, ge=3, le=100, description="Offset samples per partition Burrow evaluates."
+    )
+    lag_groups: tuple[str, ...] = Field(
+        default=(), description="Consumer groups to watch; empty: every group on the cluster."
+    )
+
+
 class ApiSettings(_Section):
     """The HTTP API (identity administration now; gateway and desktop routes join it later)."""
 
@@ -264,6 +280,7 @@ class Settings(BaseSettings):
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     desktop: DesktopSettings = Field(default_factory=DesktopSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
 
 
 def _unknown_environment_keys(environ: Mapping[str, str]) -> list[str]:
