@@ -1,0 +1,1 @@
+"""The demo `make run` starts: a fake outbound provider and a simulator of realistic customers."""
