@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format schemas system-deps browser-deps broker devstack-up devstack-down clean
+.PHONY: help run test lint format schemas system-deps browser-deps ops-deps broker devstack-up devstack-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -33,7 +33,10 @@ run: broker ## run the router on this machine (Ctrl-C stops everything)
 browser-deps: ## install Debian's Chromium for the browser tests (apt-get, as root)
 	@deploy/local/install-system-deps.sh chromium
 
-test: broker browser-deps ## run the whole test suite on the real Kafka broker and redis-server
+ops-deps: ## install Debian's prometheus package, for promtool (apt-get, as root)
+	@deploy/local/install-system-deps.sh prometheus
+
+test: broker browser-deps ops-deps ## run the whole test suite on the real Kafka broker and redis-server
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff and mypy (strict on src/)

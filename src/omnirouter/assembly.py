@@ -26,6 +26,9 @@ from omnirouter.ingress.dedupe import ProviderRetries
 from omnirouter.ingress.intake import Intake
 from omnirouter.ingress.publishing import IngressPublisher
 from omnirouter.logs import get_logger
+from omnirouter.ops.http import ops_router
+from omnirouter.ops.metrics import count_round_trips
+from omnirouter.ops.worker_metrics import serve_worker_metrics
 from omnirouter.pipeline.cases.operations import CaseOperations
 from omnirouter.pipeline.cases.store import RedisCaseStore
 from omnirouter.pipeline.identity.operations import IdentityOperations, KafkaEventPublisher
@@ -77,7 +80,7 @@ async def run_workers(
     from omnirouter.pipeline.dispatcher import DispatcherWorker
     from omnirouter.pipeline.identity.worker import IdentityWorker
 
-    client = aioredis.Redis.from_url(addresses.redis_url)
+    client = count_round_trips(aioredis.Redis.from_url(addresses.redis_url))
     app = create_app("omnirouter-pipeline", addresses.kafka_bootstrap_servers)
     store = RedisIdentityStore(
         client, key_prefix=settings.redis.key_prefix, policy=settings.identity
@@ -108,6 +111,7 @@ async def run_workers(
     # must not hold back identity, cases and routing.
     dispatcher_app = create_app("omnirouter-dispatcher", addresses.kafka_bootstrap_servers)
     DispatcherWorker(dispatcher_app, client, settings=settings)
+    metrics = serve_worker_metrics(settings)
     await app.start()
     await dispatcher_app.start()
     log.info("workers started", workers=["identity", "cases", "routing", "dispatcher"])
@@ -117,6 +121,7 @@ async def run_workers(
     finally:
         await dispatcher_app.stop()
         await app.stop()
+        await asyncio.to_thread(metrics.stop)
         await client.aclose()
         log.info("workers stopped")
 
@@ -183,6 +188,7 @@ async def serve_http(
             cases, routing, identity.publisher, topic_prefix=settings.kafka.topic_prefix
         )
         gateway = [*gateway, desk_router(desk, accounts, live), desk_pages_router()]
+        gateway.append(ops_router(settings, addresses.kafka_bootstrap_servers, routing.engine))
         app = create_http_app(
             settings.api,
             identity=identity,

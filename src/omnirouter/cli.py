@@ -38,6 +38,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", type=Path, help="devstack state directory")
 
     commands.add_parser("check", help="check that the configured Kafka and Redis answer")
+    lag = commands.add_parser("lag", help="consumer lag per group: offsets, time lag, status")
+    lag.add_argument("-v", "--verbose", action="store_true", help="a row per partition too")
+    lag.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=0.0,
+        metavar="SECONDS",
+        help="redraw every SECONDS (default: the lag sample interval) until Ctrl-C",
+    )
+    lag.add_argument("--json", action="store_true", help="print JSON (a line per redraw)")
     for name, text in (
         ("worker", "run the pipeline workers (identity) until SIGTERM"),
         ("serve", "serve the HTTP API until SIGTERM"),
@@ -137,6 +148,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _schemas(args, settings)
     if args.command == "check":
         return _check(settings)
+    if args.command == "lag":
+        return _lag(args, settings)
     if args.command == "run":
         return _run(args, settings)
     if args.command in ("worker", "serve"):
@@ -358,6 +371,50 @@ def _check(settings: Settings) -> int:
     print(f"kafka  {addresses.kafka_bootstrap_servers}  ok")
     print(f"redis  {addresses.redis_url}  ok")
     return 0
+
+
+def _lag(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from omnirouter.ops.lag import LagMonitor, render_table
+    from omnirouter.runtime import connect_services
+
+    if args.watch is not None and args.watch < 0:
+        raise OmnirouterError("--watch needs a positive number of seconds")
+    addresses = connect_services(settings, start_devstack=False)
+    interval = settings.ops.lag_sample_interval_s
+    clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() and args.watch is not None else ""
+    monitor = LagMonitor(
+        addresses.kafka_bootstrap_servers,
+        window=settings.ops.lag_window,
+        groups=settings.ops.lag_groups,
+    )
+    try:
+        # Time lag and the Burrow status compare samples: take a few before the first answer.
+        warm_up = 3
+        print(
+            f"… sampling consumer lag ({warm_up} samples {interval:g} s apart)",
+            file=sys.stderr,
+            flush=True,
+        )
+        report = monitor.sample()
+        for _ in range(warm_up - 1):
+            time.sleep(interval)
+            report = monitor.sample()
+        while True:
+            if args.json:
+                indent = None if args.watch is not None else 2
+                print(json.dumps(report.as_json(), indent=indent), flush=True)
+            else:
+                print(clear + render_table(report, verbose=args.verbose), flush=True)
+            if args.watch is None:
+                return 0
+            time.sleep(args.watch or interval)
+            report = monitor.sample()
+    except KeyboardInterrupt:
+        return 0 if args.watch is not None else 130
+    finally:
+        monitor.close()
 
 
 def _long_running(command: str, settings: Settings, ready_file: Path | None) -> int:

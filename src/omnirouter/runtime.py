@@ -100,6 +100,7 @@ class Router:
         self.api_port: int | None = None
         self.smtp_port: int | None = None
         self.admin_token: str | None = None
+        self.worker_metrics_port: int | None = None
 
     def start(self) -> None:
         """Start (or connect to) Kafka and Redis, create the topics, start the processes."""
@@ -136,6 +137,9 @@ class Router:
         api = self._settings.api
         self.api_port = api.port or free_port()
         env["OMNIROUTER_API__PORT"] = str(self.api_port)
+        # Both children get the port: the worker serves /metrics there, serve's /ops scrapes it.
+        self.worker_metrics_port = self._settings.ops.worker_metrics_port or free_port()
+        env["OMNIROUTER_OPS__WORKER_METRICS_PORT"] = str(self.worker_metrics_port)
         ingress = self._settings.ingress
         self.smtp_port = (ingress.smtp_port or free_port()) if ingress.smtp_enabled else None
         if self.smtp_port is not None:
@@ -184,6 +188,9 @@ class Router:
             f"  api      {api}  (docs {api}/docs)",
             f"  webhooks {api}/webhooks/…  (Twilio, Meta WhatsApp, e-mail, signed JSON)",
             f'  chat     {api}/chat/demo  (widget: <script src="{api}/chat/widget.js" async>)',
+            f"  ops      {api}/ops  (dashboard, for operators)",
+            f"  metrics  {api}/metrics (serve)  "
+            f"http://{self._settings.api.host}:{self.worker_metrics_port}/metrics (worker)",
         ]
         if self.smtp_port is not None:
             lines.append(f"  smtp     {self._settings.ingress.smtp_host}:{self.smtp_port}")

@@ -117,6 +117,9 @@ def running_router(
             "OMNIROUTER_PIPELINE__BATCH_WITHIN_S": "0.02",
             "OMNIROUTER_ROUTING__TIMER_INTERVAL_S": "0.2",
             "OMNIROUTER_LOG__FORMAT": "json",
+            # The worker's /metrics on a port of its own; serve's /ops scrapes it from there.
+            "OMNIROUTER_OPS__WORKER_METRICS_PORT": str(free_port()),
+            "OMNIROUTER_OPS__LAG_SAMPLE_INTERVAL_S": "1",
         }
     )
     if rules_file is not None:

@@ -15,14 +15,20 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from omnirouter.desktop.accounts import Accounts, Session
 from omnirouter.desktop.live import LiveFeed, Notice
 from omnirouter.desktop.service import DeskService, Forbidden
-from omnirouter.events import AgentActionKind, CaseContext, CaseSnapshot, Channel
+from omnirouter.events import (
+    AgentActionKind,
+    CaseContext,
+    CaseSnapshot,
+    Channel,
+    TimelineEntry,
+)
 from omnirouter.pipeline.cases.operations import CaseChangeRefused, CaseNotFound
 from omnirouter.pipeline.routing.engine import OfferRefused
 
@@ -218,6 +224,16 @@ def desk_router(service: DeskService, accounts: Accounts, live: LiveFeed | None)
         except Exception as exc:
             raise _errors(exc) from None
 
+    @router.get("/cases")
+    async def my_cases(agent: Agent) -> list[dict[str, Any]]:
+        """Cases assigned or offered to this agent ("My cases" on the desktop)."""
+        return await service.my_cases(agent)
+
+    @router.get("/transfer-targets")
+    async def transfer_targets(agent: Agent) -> dict[str, list[dict[str, Any]]]:
+        """Colleagues (with presence) and queues the agent may transfer a case to."""
+        return await service.transfer_targets(agent, await accounts.all(tenant=agent.tenant))
+
     @router.get("/cases/{case_id}", response_model=CaseResponse)
     async def case(case_id: str, agent: Agent) -> CaseResponse:
         """The case with the customer's profile, timeline, story and routing history."""
@@ -226,6 +242,17 @@ def desk_router(service: DeskService, accounts: Accounts, live: LiveFeed | None)
         except Exception as exc:
             raise _errors(exc) from None
         return CaseResponse(case=view.case, context=view.context)
+
+    @router.get("/cases/{case_id}/timeline", response_model=list[TimelineEntry])
+    async def timeline(
+        case_id: str, agent: Agent, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+    ) -> list[TimelineEntry]:
+        """The customer's whole cross-channel timeline (the case's context has the latest
+        entries only), oldest first."""
+        try:
+            return list(await service.timeline(agent, case_id, limit=limit))
+        except Exception as exc:
+            raise _errors(exc) from None
 
     @router.post("/cases/{case_id}/reply", status_code=status.HTTP_202_ACCEPTED)
     async def reply(case_id: str, body: ReplyBody, agent: Agent) -> dict[str, str]:

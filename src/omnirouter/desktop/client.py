@@ -50,11 +50,15 @@ class DeskClient:
             DeskError: wrong credentials (401) or the server refused.
         """
         self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
-        token = self._call(
-            "POST",
-            "/desk/api/login",
-            {"agent_id": agent_id, "password": password, "tenant": tenant},
-        )["token"]
+        try:
+            token = self._call(
+                "POST",
+                "/desk/api/login",
+                {"agent_id": agent_id, "password": password, "tenant": tenant},
+            )["token"]
+        except BaseException:
+            self._http.close()  # a failed sign-in must not leave the connection open
+            raise
         self._http.headers["Authorization"] = f"Bearer {token}"
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from omnirouter.desktop.accounts import Session
+from omnirouter.desktop.accounts import Account, Session
 from omnirouter.events import (
     AgentAction,
     AgentActionKind,
@@ -18,6 +19,7 @@ from omnirouter.events import (
     Direction,
     InteractionEvent,
     ProviderRefs,
+    TimelineEntry,
     encode,
     topic_spec,
 )
@@ -147,6 +149,23 @@ class DeskService:
         if offers.get(case_id, {}).get("agent") == account.agent_id:
             return
         raise Forbidden(f"{account.agent_id} does not serve queue {queue or '(none)'}")
+
+    async def timeline(
+        self, session: Session, case_id: str, *, limit: int = 200
+    ) -> tuple[TimelineEntry, ...]:
+        """The customer's cross-channel timeline, oldest first, up to ``limit`` latest entries.
+
+        The case's context holds only the last few entries; a desktop shows the whole story.
+
+        Raises:
+            CaseNotFound: no such case.
+            Forbidden: the agent may not see the case.
+        """
+        view = await self.case(session, case_id)
+        customer = await self.cases.customer(
+            view.case.customer_id, tenant=session.tenant, timeline=limit
+        )
+        return customer.timeline
 
     async def reply(
         self, session: Session, case_id: str, text: str, *, channel: Channel | None = None
@@ -290,6 +309,76 @@ class DeskService:
             await self.routing.decline(case_id, agent, tenant=session.tenant)
         kind = AgentActionKind.ACCEPTED if accept else AgentActionKind.DECLINED
         await self.record(session, kind, case_id=case_id, customer_id=customer_of_case(case_id))
+
+    async def my_cases(self, session: Session) -> list[dict[str, Any]]:
+        """Cases assigned or offered to this agent, each with its customer, subject and status.
+
+        Assigned cases come first, the longest-held first; then offers, the soonest to expire
+        first. A case that cannot be read any more (merged away) is left out.
+        """
+        tenant, mine = session.tenant, session.account.agent_id
+        store = self.routing.engine.store
+        assigned, offered = await asyncio.gather(store.assignments(tenant), store.offers(tenant))
+        rows: list[dict[str, Any]] = [
+            {
+                "case_id": case_id,
+                "state": "assigned",
+                "channel": a.get("channel"),
+                "queue": a.get("queue"),
+                "since": a.get("since"),
+            }
+            for case_id, a in sorted(assigned.items(), key=lambda item: item[1].get("since") or 0)
+            if a.get("agent") == mine
+        ]
+        rows += [
+            {
+                "case_id": case_id,
+                "state": "offered",
+                "channel": o.get("channel"),
+                "queue": o.get("queue"),
+                "expires": o.get("expires"),
+            }
+            for case_id, o in sorted(offered.items(), key=lambda item: item[1].get("expires") or 0)
+            if o.get("agent") == mine
+        ]
+
+        async def described(row: dict[str, Any]) -> dict[str, Any] | None:
+            try:
+                view = await self.cases.case(row["case_id"], tenant=tenant)
+            except CaseNotFound:
+                return None
+            return {
+                **row,
+                "customer_id": view.case.customer_id,
+                "customer_name": view.context.profile.name,
+                "subject": view.case.subject,
+                "status": str(view.case.status),
+            }
+
+        found = await asyncio.gather(*(described(row) for row in rows))
+        return [row for row in found if row is not None]
+
+    async def transfer_targets(
+        self, session: Session, accounts: Sequence[Account]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Colleagues (with presence) and queues this agent may hand a case to."""
+        states = await self.routing.agents(tenant=session.tenant)
+        presence = {a.agent_id: a.presence for a in states}
+        return {
+            "agents": [
+                {
+                    "agent_id": a.agent_id,
+                    "name": a.name or a.agent_id,
+                    "queues": list(a.queues),
+                    "presence": presence.get(a.agent_id, "offline"),
+                }
+                for a in accounts
+                if a.agent_id != session.account.agent_id
+            ],
+            "queues": [
+                {"queue_id": q.id, "name": q.name or q.id} for q in self.routing.engine.rules.queues
+            ],
+        }
 
 
 __all__ = ["CaseNotFound", "DeskService", "Forbidden", "QueueView"]

@@ -16,6 +16,7 @@ from omnirouter.events import InteractionEvent
 from omnirouter.ingress.dedupe import ProviderRetries
 from omnirouter.ingress.publishing import IngressPublisher, PublishFailed
 from omnirouter.logs import get_logger
+from omnirouter.ops.metrics import count_ingress, observed
 
 log = get_logger(__name__)
 
@@ -47,6 +48,7 @@ class Intake:
             headers={"Retry-After": self._retry_after},
         )
 
+    @observed("ingress")
     async def accept(
         self, event: InteractionEvent, *, provider: str, message_id: str | None
     ) -> Accepted:
@@ -56,14 +58,17 @@ class Intake:
             HTTPException: 503 when Kafka did not acknowledge the write.
         """
         if message_id and await self._retries.already_published(provider, message_id):
+            count_ingress(provider, "duplicate", channel=event.channel)
             return Accepted(event, duplicate=True)
         try:
             await self.publisher.publish(event)
         except PublishFailed as exc:
             log.warning("publish failed", provider=provider, error=str(exc))
+            count_ingress(provider, "unavailable", channel=event.channel)
             raise self.unavailable("the event store did not acknowledge the write") from None
         if message_id:
             await self._retries.remember(provider, message_id)
+        count_ingress(provider, "accepted", channel=event.channel)
         return Accepted(event, duplicate=False)
 
     async def reject(
@@ -85,4 +90,5 @@ class Intake:
             )
         except PublishFailed:
             raise self.unavailable("the event store did not acknowledge the write") from None
+        count_ingress(provider, "rejected")
         return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, reason)

@@ -20,6 +20,7 @@ from omnirouter.events import (
     topic_spec,
 )
 from omnirouter.logs import get_logger
+from omnirouter.ops.metrics import count_dead_letter, count_events
 
 INGRESS_STAGE = "ingress"
 log = get_logger(__name__)
@@ -76,6 +77,7 @@ class IngressPublisher:
         await asyncio.to_thread(
             self._send, self._inbound, event.routing_key.encode(), encode(event)
         )
+        count_events(INGRESS_STAGE, "interactions.inbound", event.channel, "out")
 
     async def dead_letter(
         self,
@@ -100,6 +102,8 @@ class IngressPublisher:
             headers=headers,
         )
         await asyncio.to_thread(self._send, self._dead, key.encode(), encode(letter))
+        count_events(INGRESS_STAGE, "deadletter", None, "out")
+        count_dead_letter(INGRESS_STAGE, error_type)
 
     def close(self) -> None:
         """Flush and close the producer, giving up after the publish timeout (a broker that is

@@ -30,6 +30,12 @@ from omnirouter.events import (
     topic_spec,
 )
 from omnirouter.logs import get_logger
+from omnirouter.ops.metrics import (
+    count_consumed,
+    count_published,
+    observe_end_to_end,
+    observed,
+)
 from omnirouter.pipeline.cases.entries import fold_entry, inbound_entry, outbound_entry
 from omnirouter.pipeline.cases.snapshot import case_context, case_events
 from omnirouter.pipeline.cases.store import CustomerRef, CustomerUpdate, RedisCaseStore
@@ -85,12 +91,13 @@ class CaseWorker:
             ("customers.merged", "omnirouter.cases.merged", self._merged),
         ):
             topic = raw_topic(app, topic_spec(key).name(topic_prefix))
-            app.agent(topic, name=name, concurrency=1)(self._consumer(handler))
+            app.agent(topic, name=name, concurrency=1)(self._consumer(observed(STAGE)(handler)))
         if router is not None:
             app.timer(interval=timer_interval_s, name="omnirouter.routing.timers")(
                 self._fire_timers
             )
 
+    @observed("routing", timed=False)  # labels its round trips; most ticks find nothing due
     async def _fire_timers(self) -> None:
         assert self._router is not None
         try:
@@ -109,6 +116,7 @@ class CaseWorker:
             what="routing.publish",
             max_backoff_s=self._pipeline.retry_max_backoff_s,
         )
+        count_published("routing", outgoing)
 
     def _consumer(self, handler: Any) -> Any:
         async def consume(stream: Any) -> AsyncIterator[None]:
@@ -136,6 +144,7 @@ class CaseWorker:
             source_partition=message.partition,
             source_offset=message.offset,
         )
+        count_consumed(STAGE, message.topic, decoded, prefix=self._prefix)
         if isinstance(decoded, DeadLetter):
             key = (message.key or b"").decode("utf-8", "replace")
             dead.append(Outgoing("deadletter", key, decoded))
@@ -145,12 +154,14 @@ class CaseWorker:
     async def _resolved(self, batch: Sequence[Any]) -> None:
         work: dict[CustomerRef, list[dict[str, Any]]] = defaultdict(list)
         outgoing: list[Outgoing] = []
+        received_at: dict[str, datetime] = {}  # for the end-to-end latency of routed cases
         for item in batch:
             event = self._decode(item, ResolvedInteraction, outgoing)
             if isinstance(event, ResolvedInteraction):
                 entry = inbound_entry(event, self._settings.intent_rules)
                 work[(event.tenant, event.customer_id)].append(entry)
-        await self._apply_and_announce(work, outgoing)
+                received_at[entry["event_id"]] = event.interaction.received_at
+        await self._apply_and_announce(work, outgoing, received_at)
 
     async def _outbound(self, batch: Sequence[Any]) -> None:
         work: dict[CustomerRef, list[dict[str, Any]]] = defaultdict(list)
@@ -180,7 +191,10 @@ class CaseWorker:
         await self._apply_and_announce(work, outgoing)
 
     async def _apply_and_announce(
-        self, work: dict[CustomerRef, list[dict[str, Any]]], outgoing: list[Outgoing]
+        self,
+        work: dict[CustomerRef, list[dict[str, Any]]],
+        outgoing: list[Outgoing],
+        received_at: dict[str, datetime] | None = None,
     ) -> None:
         updates = await self._apply(work, outgoing)
         # Events for a customer folded into another since identity resolved them: apply them
@@ -197,7 +211,9 @@ class CaseWorker:
                 continue
             outgoing.extend(self._announcements(tenant, customer_id, update))
             if self._router is not None:
-                outgoing.extend(await self._route_new_cases(tenant, customer_id, update))
+                outgoing.extend(
+                    await self._route_new_cases(tenant, customer_id, update, received_at or {})
+                )
         await publish(
             self._app,
             outgoing,
@@ -205,6 +221,7 @@ class CaseWorker:
             what="cases.publish",
             max_backoff_s=self._pipeline.retry_max_backoff_s,
         )
+        count_published(STAGE, outgoing)
 
     async def _apply(
         self, work: dict[CustomerRef, list[dict[str, Any]]], dead: list[Outgoing]
@@ -250,7 +267,11 @@ class CaseWorker:
         return Outgoing("deadletter", customer_id, letter)
 
     async def _route_new_cases(
-        self, tenant: str, customer_id: str, update: CustomerUpdate
+        self,
+        tenant: str,
+        customer_id: str,
+        update: CustomerUpdate,
+        received_at: dict[str, datetime],
     ) -> list[Outgoing]:
         # A case that is new (just opened or reopened, or left unrouted by a crash before its
         # routing) is routed; routing itself ignores a case already offered or assigned.
@@ -263,13 +284,13 @@ class CaseWorker:
             context = case_context(customer_id, doc, update.context)
             request = request_for_case(tenant, doc, context)
             cause = next((o.event_id for o in update.outcomes if o.case_id == case_id), case_id)
-            out.extend(
-                await until_it_succeeds(
-                    lambda r=request, c=cause: router.route(r, cause=c),  # type: ignore[misc]
-                    what="routing.route",
-                    max_backoff_s=self._pipeline.retry_max_backoff_s,
-                )
+            routed = await until_it_succeeds(
+                lambda r=request, c=cause: router.route(r, cause=c),  # type: ignore[misc]
+                what="routing.route",
+                max_backoff_s=self._pipeline.retry_max_backoff_s,
             )
+            observe_end_to_end(received_at.get(cause), routed)
+            out.extend(routed)
         return out
 
     def _announcements(

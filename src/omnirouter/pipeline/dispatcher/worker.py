@@ -29,6 +29,7 @@ from omnirouter.events import (
     topic_spec,
 )
 from omnirouter.logs import get_logger
+from omnirouter.ops.metrics import count_consumed, count_delivery, count_published, observed
 from omnirouter.pipeline.dispatcher.claims import DispatchClaims
 from omnirouter.pipeline.dispatcher.delivery import (
     NO_PROVIDER,
@@ -110,6 +111,7 @@ class DispatcherWorker:
             self.events_consumed += len(batch)
             yield None
 
+    @observed(STAGE)
     async def _dispatch(self, batch: Sequence[Any]) -> None:
         outgoing: list[Outgoing] = []
         # One chain per customer: their replies go out in order, customers side by side.
@@ -135,6 +137,7 @@ class DispatcherWorker:
             what="dispatcher.publish",
             max_backoff_s=self._max_backoff_s,
         )
+        count_published(STAGE, outgoing)
 
     def _decode(self, item: Any, dead: list[Outgoing]) -> InteractionEvent | None:
         message = item.message
@@ -147,6 +150,7 @@ class DispatcherWorker:
             source_partition=message.partition,
             source_offset=message.offset,
         )
+        count_consumed(STAGE, message.topic, decoded, prefix=self._prefix)
         key = (message.key or b"").decode("utf-8", "replace")
         if isinstance(decoded, DeadLetter):
             dead.append(Outgoing("deadletter", key, decoded))
@@ -206,6 +210,7 @@ class DispatcherWorker:
                 status_record(event, outcome, at=datetime.now(UTC)),
             )
         ]
+        count_delivery(event.channel, outcome.provider, delivered=outcome.delivered)
         if outcome.delivered:
             self.delivered += 1
             return records

@@ -24,6 +24,7 @@ from omnirouter.events import (
     topic_spec,
 )
 from omnirouter.logs import get_logger
+from omnirouter.ops.metrics import count_consumed, count_published, observed
 from omnirouter.pipeline.identity.normalize import NormalizedIdentifiers, normalize_identifiers
 from omnirouter.pipeline.identity.outcome import (
     STAGE,
@@ -84,6 +85,7 @@ class IdentityWorker:
             await finish_even_if_stopping(self.process(batch))
             yield None
 
+    @observed(STAGE)
     async def process(self, batch: Sequence[faust.EventT[Any]]) -> None:
         """Resolve and publish one batch; returns only when every record is acknowledged."""
         outgoing: list[Outgoing] = []
@@ -101,6 +103,7 @@ class IdentityWorker:
                 source_partition=message.partition,
                 source_offset=message.offset,
             )
+            count_consumed(STAGE, message.topic, decoded, prefix=self._prefix)
             if isinstance(decoded, DeadLetter):
                 outgoing.append(
                     Outgoing("deadletter", (raw_key or b"").decode("utf-8", "replace"), decoded)
@@ -217,3 +220,4 @@ class IdentityWorker:
             what="identity.publish",
             max_backoff_s=self._pipeline.retry_max_backoff_s,
         )
+        count_published(STAGE, outgoing)

@@ -29,6 +29,7 @@ from omnirouter.events import (
     derived_event_id,
 )
 from omnirouter.logs import get_logger
+from omnirouter.ops.metrics import count_sla_breach, observed
 from omnirouter.pipeline.cases.entries import customer_of_case, status_entry
 from omnirouter.pipeline.cases.operations import apply_and_describe
 from omnirouter.pipeline.cases.store import RedisCaseStore
@@ -70,6 +71,7 @@ class RoutingEngine:
         self.store = store
         self._cases = cases
 
+    @observed("routing")
     async def route(
         self,
         request: RoutingRequest,
@@ -306,6 +308,7 @@ class RoutingEngine:
             else:
                 request = replace(request, escalation_step=index + 1)
         elif kind == "sla":
+            count_sla_breach(request.queue_id or self.rules.default_queue)
             request = replace(request, sla_breached=True)
         return await self.route(
             request,
