@@ -25,9 +25,11 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts the packaged redis-server as a service; omnirouter runs its own instances.
-  if [[ " ${missing[*]} " == *" redis-server "* ]] && command -v systemctl >/dev/null 2>&1; then
-    systemctl disable --now redis-server >/dev/null 2>&1 || true
-  fi
+  for service in redis-server prometheus prometheus-node-exporter; do
+    if [[ " ${missing[*]} " == *" ${service%%-node-exporter} "* ]] && command -v systemctl >/dev/null 2>&1; then
+      systemctl disable --now "$service" >/dev/null 2>&1 || true
+    fi
+  done
 else
   echo "missing: ${missing[*]} — install them (Debian: sudo apt-get install ${missing[*]})" >&2
   exit 1

@@ -74,6 +74,8 @@ def test_run_prints_addresses_creates_topics_and_stops_cleanly_on_sigint(tmp_pat
     state_dir = tmp_path / "state"
     env = _env(state_dir)
     env["OMNIROUTER_API__PORT"] = "0"  # a free port, printed in the banner
+    env["OMNIROUTER_OPS__WORKER_METRICS_PORT"] = "0"
+    env["OMNIROUTER_INGRESS__SMTP_PORT"] = "0"
     process = subprocess.Popen(
         [*OMNIROUTER, "run"],
         env=env,

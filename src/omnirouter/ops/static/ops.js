@@ -80,7 +80,7 @@
 
   // Axis ticks of small counts fall between integers: show the fraction rather than repeat one.
   function fmtCount(value) {
-    return value < 10 && !Number.isInteger(value) ? value.toFixed(1) : fmtNumber(value);
+    return value < 10 && !Number.isInteger(value) ? String(Number(value.toFixed(2))) : fmtNumber(value);
   }
 
   function fmtRate(value) {
@@ -259,6 +259,13 @@
     })), (v) => fmtNumber(v, 1));
   }
 
+  // The axis top: the next 1, 2, 4, 5 or 8 × 10^k, so the four grid steps are round numbers.
+  function niceCeiling(value) {
+    const power = Math.pow(10, Math.floor(Math.log10(value)));
+    const step = [1, 2, 4, 5, 8, 10].find((m) => m * power >= value * (1 - 1e-9));
+    return step * power;
+  }
+
   function drawChart(canvas, series, format) {
     const ratio = window.devicePixelRatio || 1;
     const width = canvas.clientWidth || 480;
@@ -283,7 +290,7 @@
     }
     const t0 = Math.min(...all.map((p) => p[0]));
     const t1 = Math.max(...all.map((p) => p[0]));
-    const yMax = Math.max(...all.map((p) => p[1])) || 1;
+    const yMax = niceCeiling(Math.max(...all.map((p) => p[1])) || 1);
     const x = (t) => pad.left + (t1 > t0 ? ((t - t0) / (t1 - t0)) * plotW : plotW);
     const y = (v) => pad.top + plotH - (v / yMax) * plotH;
     // grid and axis labels
