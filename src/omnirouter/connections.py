@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import redis
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -151,3 +152,42 @@ def ensure_topics(bootstrap_servers: str, topics: Iterable[TopicRequest]) -> lis
         return [t.name for t in wanted]
     finally:
         admin.close()
+
+
+def read_topic(
+    bootstrap_servers: str, topic: str, *, since: datetime | None = None
+) -> Iterator[Any]:
+    """Every record of ``topic`` from ``since`` (default: the beginning) up to the end it had
+    when called; reads only, with no consumer group (operator tools, what-if, dead letters)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=[s.strip() for s in bootstrap_servers.split(",")],
+        enable_auto_commit=False,
+        consumer_timeout_ms=2000,
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return
+        consumer.assign(partitions)
+        ends = consumer.end_offsets(partitions)
+        if since is None:
+            consumer.seek_to_beginning(*partitions)
+        else:
+            starts = consumer.offsets_for_times(
+                {tp: int(since.timestamp() * 1000) for tp in partitions}
+            )
+            for tp in partitions:
+                found = starts.get(tp)
+                consumer.seek(tp, found.offset if found is not None else ends[tp])
+
+        def at_end() -> bool:
+            return all(consumer.position(tp) >= ends[tp] for tp in partitions)
+
+        if at_end():
+            return
+        for record in consumer:
+            yield record
+            if at_end():
+                return
+    finally:
+        consumer.close()

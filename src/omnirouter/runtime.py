@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from omnirouter.connections import TopicRequest, ensure_topics, wait_for_kafka, wait_for_redis
+from omnirouter.connections import (
+    TopicRequest,
+    ensure_topics,
+    read_topic,
+    wait_for_kafka,
+    wait_for_redis,
+)
 from omnirouter.devstack import DevStack, StackAddresses
 from omnirouter.devstack.network import free_port
 from omnirouter.devstack.processes import die_with_parent
@@ -224,35 +230,10 @@ def read_routed_since(
     bootstrap_servers: str, settings: Settings, since: datetime
 ) -> list[CaseRouted]:
     """Every routed case recorded on ``cases.routed`` since ``since`` (reads only; no group)."""
-    from kafka import KafkaConsumer, TopicPartition
-
     topic = topic_spec("cases.routed").name(settings.kafka.topic_prefix)
-    consumer = KafkaConsumer(
-        bootstrap_servers=[s.strip() for s in bootstrap_servers.split(",")],
-        enable_auto_commit=False,
-        consumer_timeout_ms=2000,
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        starts = consumer.offsets_for_times(
-            {tp: int(since.timestamp() * 1000) for tp in partitions}
-        )
-        ends = consumer.end_offsets(partitions)
-        for tp in partitions:
-            found = starts.get(tp)
-            consumer.seek(tp, found.offset if found is not None else ends[tp])
-        routed: list[CaseRouted] = []
-        if all(consumer.position(tp) >= ends[tp] for tp in partitions):
-            return routed
-        for record in consumer:
-            # A record that does not parse is the dead-letter topic's business, not ours.
-            with contextlib.suppress(ValueError):
-                routed.append(CaseRouted.model_validate_json(record.value))
-            if all(consumer.position(tp) >= ends[tp] for tp in partitions):
-                break
-        return sorted(routed, key=lambda r: r.decision.occurred_at)
-    finally:
-        consumer.close()
+    routed: list[CaseRouted] = []
+    for record in read_topic(bootstrap_servers, topic, since=since):
+        # A record that does not parse is the dead-letter topic's business, not ours.
+        with contextlib.suppress(ValueError):
+            routed.append(CaseRouted.model_validate_json(record.value))
+    return sorted(routed, key=lambda r: r.decision.occurred_at)

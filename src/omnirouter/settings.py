@@ -235,7 +235,9 @@ class OpsSettings(_Section):
     """Metrics, the lag monitor and the /ops dashboard."""
 
     worker_metrics_port: int = Field(
-        default=9464, ge=0, le=65535,
+        default=9464,
+        ge=0,
+        le=65535,
         description="Port of `omnirouter worker`'s /metrics (0: pick a free one, -1 would be off).",
     )
     lag_sample_interval_s: float = Field(default=5.0, gt=0, le=300)

@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from kafka import KafkaConsumer, TopicPartition
-
+from omnirouter.connections import read_topic
 from omnirouter.events import DeadLetter, InteractionEvent, UndecodableEvent, decode, topic_spec
 
 
@@ -40,45 +39,19 @@ def read_dead_letters(
 ) -> list[DeadLetterRecord]:
     """Dead letters from ``since`` (default: the beginning), oldest first (reads only; no group)."""
     topic = topic_spec("deadletter").name(topic_prefix)
-    consumer = KafkaConsumer(
-        bootstrap_servers=[s.strip() for s in bootstrap_servers.split(",")],
-        enable_auto_commit=False,
-        consumer_timeout_ms=2000,
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        ends = consumer.end_offsets(partitions)
-        if since is None:
-            consumer.seek_to_beginning(*partitions)
-        else:
-            starts = consumer.offsets_for_times(
-                {tp: int(since.timestamp() * 1000) for tp in partitions}
+    found: list[DeadLetterRecord] = []
+    for record in read_topic(bootstrap_servers, topic, since=since):
+        try:
+            letter = DeadLetter.model_validate_json(record.value)
+        except ValueError:
+            continue
+        if keep(letter):
+            found.append(
+                DeadLetterRecord(record.partition, record.offset, record.timestamp, letter)
             )
-            for tp in partitions:
-                found = starts.get(tp)
-                consumer.seek(tp, found.offset if found is not None else ends[tp])
-        found_records: list[DeadLetterRecord] = []
-        if all(consumer.position(tp) >= ends[tp] for tp in partitions):
-            return found_records
-        for record in consumer:
-            try:
-                letter = DeadLetter.model_validate_json(record.value)
-            except ValueError:
-                letter = None
-            if letter is not None and keep(letter):
-                found_records.append(
-                    DeadLetterRecord(record.partition, record.offset, record.timestamp, letter)
-                )
-            if len(found_records) >= limit or all(
-                consumer.position(tp) >= ends[tp] for tp in partitions
-            ):
+            if len(found) >= limit:
                 break
-        return sorted(found_records, key=lambda r: (r.timestamp_ms, r.partition, r.offset))
-    finally:
-        consumer.close()
+    return sorted(found, key=lambda r: (r.timestamp_ms, r.partition, r.offset))
 
 
 @dataclass(frozen=True, slots=True)
