@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format schemas system-deps browser-deps ops-deps broker devstack-up devstack-down clean
+.PHONY: help run test test-faults lint format schemas system-deps browser-deps ops-deps broker devstack-up devstack-down bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ ops-deps: ## install Debian's prometheus package, for promtool (apt-get, as root
 test: broker browser-deps ops-deps ## run the whole test suite on the real Kafka broker and redis-server
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+test-faults: broker ## the fault-injection suite at full size (SIGKILL, broker and Redis restarts)
+	OMNIROUTER_TEST_FAULTS=full $(BIN)/pytest tests/faults -m faults $(PYTEST_ARGS)
+
 lint: $(STAMP) ## ruff and mypy (strict on src/)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
@@ -50,6 +53,10 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 
 schemas: $(STAMP) ## regenerate schemas/ from the event models
 	$(BIN)/omnirouter schemas export
+
+bench: broker ## benchmark pipeline vs raw Kafka and the gateway (BENCH_ARGS=--quick); not part of test
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python -m omnirouter.bench $(BENCH_ARGS)
 
 devstack-up: broker ## start a local Kafka + Redis and print their addresses
 	$(BIN)/omnirouter devstack up

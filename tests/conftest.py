@@ -11,7 +11,7 @@ import redis
 
 from omnirouter.connections import TopicRequest, ensure_topics
 from omnirouter.devstack import StackAddresses
-from support.stack import provision
+from support.stack import provision, sync_redis
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +55,7 @@ def redis_prefix(stack: StackAddresses, unique_id: str) -> Iterator[str]:
     """A Redis key prefix private to this test; its keys are deleted afterwards."""
     prefix = f"test:{unique_id}"
     yield prefix
-    client = redis.Redis.from_url(stack.redis_url)
+    client = sync_redis(stack.redis_url)
     try:
         keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
         if keys:
@@ -67,6 +67,6 @@ def redis_prefix(stack: StackAddresses, unique_id: str) -> Iterator[str]:
 @pytest.fixture
 def redis_client(stack: StackAddresses) -> Iterator[redis.Redis]:
     """A synchronous Redis client on the session's server."""
-    client = redis.Redis.from_url(stack.redis_url)
+    client = sync_redis(stack.redis_url)
     yield client
     client.close()

@@ -11,8 +11,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import redis.asyncio as aioredis
-
 from omnirouter.connections import create_producer
 from omnirouter.desktop.accounts import Accounts
 from omnirouter.desktop.api import desk_router
@@ -31,12 +29,14 @@ from omnirouter.ops.metrics import count_round_trips
 from omnirouter.ops.worker_metrics import serve_worker_metrics
 from omnirouter.pipeline.cases.operations import CaseOperations
 from omnirouter.pipeline.cases.store import RedisCaseStore
+from omnirouter.pipeline.identity.erasure import CustomerErasure
 from omnirouter.pipeline.identity.operations import IdentityOperations, KafkaEventPublisher
 from omnirouter.pipeline.identity.store import RedisIdentityStore
 from omnirouter.pipeline.routing.engine import RoutingEngine
 from omnirouter.pipeline.routing.loader import rules_from_settings
 from omnirouter.pipeline.routing.operations import RoutingOperations
 from omnirouter.pipeline.routing.store import RoutingStore
+from omnirouter.security import redis_client
 from omnirouter.settings import Settings
 
 log = get_logger(__name__)
@@ -52,9 +52,12 @@ async def identity_operations(
     settings: Settings, addresses: StackAddresses
 ) -> AsyncIterator[IdentityOperations]:
     """Operator actions on identity, on real Redis and Kafka clients closed afterwards."""
-    client = aioredis.Redis.from_url(addresses.redis_url)
+    client = redis_client(settings.redis, addresses.redis_url)
     producer = await asyncio.to_thread(
-        create_producer, addresses.kafka_bootstrap_servers, client_id="omnirouter-identity-ops"
+        create_producer,
+        addresses.kafka_bootstrap_servers,
+        client_id="omnirouter-identity-ops",
+        security=settings.kafka,
     )
     store = RedisIdentityStore(
         client, key_prefix=settings.redis.key_prefix, policy=settings.identity
@@ -80,8 +83,10 @@ async def run_workers(
     from omnirouter.pipeline.dispatcher import DispatcherWorker
     from omnirouter.pipeline.identity.worker import IdentityWorker
 
-    client = count_round_trips(aioredis.Redis.from_url(addresses.redis_url))
-    app = create_app("omnirouter-pipeline", addresses.kafka_bootstrap_servers)
+    client = count_round_trips(redis_client(settings.redis, addresses.redis_url))
+    app = create_app(
+        "omnirouter-pipeline", addresses.kafka_bootstrap_servers, security=settings.kafka
+    )
     store = RedisIdentityStore(
         client, key_prefix=settings.redis.key_prefix, policy=settings.identity
     )
@@ -109,7 +114,9 @@ async def run_workers(
     )
     # The dispatcher gets an app (and consumer group) of its own: a provider slow to answer
     # must not hold back identity, cases and routing.
-    dispatcher_app = create_app("omnirouter-dispatcher", addresses.kafka_bootstrap_servers)
+    dispatcher_app = create_app(
+        "omnirouter-dispatcher", addresses.kafka_bootstrap_servers, security=settings.kafka
+    )
     DispatcherWorker(dispatcher_app, client, settings=settings)
     metrics = serve_worker_metrics(settings)
     await app.start()
@@ -138,7 +145,7 @@ async def serve_http(
     from omnirouter.http import create_http_app
 
     async with identity_operations(settings, addresses) as identity:
-        client = aioredis.Redis.from_url(addresses.redis_url)
+        client = redis_client(settings.redis, addresses.redis_url)
         case_store = RedisCaseStore(
             client, key_prefix=settings.redis.key_prefix, settings=settings.cases
         )
@@ -164,6 +171,7 @@ async def serve_http(
             addresses.kafka_bootstrap_servers,
             topic_prefix=settings.kafka.topic_prefix,
             timeout_s=settings.ingress.publish_timeout_s,
+            security=settings.kafka,
         )
         intake = Intake(
             publisher,
@@ -181,7 +189,9 @@ async def serve_http(
         live = None
         if settings.desktop.live_updates:
             live = LiveFeed(
-                addresses.kafka_bootstrap_servers, topic_prefix=settings.kafka.topic_prefix
+                addresses.kafka_bootstrap_servers,
+                topic_prefix=settings.kafka.topic_prefix,
+                security=settings.kafka,
             )
             await live.start()
         desk = DeskService(
@@ -194,6 +204,12 @@ async def serve_http(
             identity=identity,
             cases=cases,
             routing=routing,
+            erasure=CustomerErasure(
+                client,
+                key_prefix=settings.redis.key_prefix,
+                publisher=identity.publisher,
+                topic_prefix=settings.kafka.topic_prefix,
+            ),
             extra_routers=gateway,
             max_body_bytes=settings.ingress.max_body_bytes,
         )

@@ -58,19 +58,9 @@ def _parser() -> argparse.ArgumentParser:
             "--ready-file", type=Path, help="touch this file once started (for supervisors)"
         )
 
-    identity = commands.add_parser("identity", help="inspect and correct identity resolution")
-    identity.add_argument("--tenant", default="default")
-    identity_commands = identity.add_subparsers(dest="action", required=True, metavar="ACTION")
-    show = identity_commands.add_parser("show", help="a customer, its identifiers and merges")
-    show.add_argument("customer_id")
-    identity_commands.add_parser("reviews", help="merges the guardrails held for a person")
-    unmerge = identity_commands.add_parser(
-        "unmerge", help="split a merged customer back along its merge history"
-    )
-    unmerge.add_argument("customer_id", help="the customer that absorbed the other")
-    unmerge.add_argument("--absorbed", help="which absorbed customer (default: the latest merge)")
-    unmerge.add_argument("--operator", required=True, help="who splits (recorded in the event)")
-    unmerge.add_argument("--reason", default="", help="why (recorded in the event)")
+    from omnirouter.ops.identity_cli import add_identity_commands
+
+    add_identity_commands(commands)
 
     devstack = commands.add_parser("devstack", help="local Kafka + Redis for development")
     devstack_commands = devstack.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -86,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--json", action="store_true", help="print JSON")
         if action == "down":
             sub.add_argument("--keep-data", action="store_true", help="keep the data folders")
+        if action == "up":
+            sub.add_argument(
+                "--cluster",
+                action="store_true",
+                help="a 3-node Kafka cluster and a 6-node Redis Cluster instead of one of each",
+            )
 
     agents = commands.add_parser("agents", help="desktop accounts: who may sign in, and where")
     agents.add_argument("--tenant", default="default")
@@ -116,6 +112,12 @@ def _parser() -> argparse.ArgumentParser:
     whatif.add_argument("file", type=Path)
     whatif.add_argument("--from", dest="since", required=True, help="ISO timestamp to start at")
     whatif.add_argument("--json", action="store_true", help="print JSON")
+
+    from omnirouter.ops.dlq_cli import add_dlq_commands
+    from omnirouter.ops.replay_cli import add_replay_command
+
+    add_dlq_commands(commands)
+    add_replay_command(commands)
 
     schemas = commands.add_parser("schemas", help="JSON Schemas and the AsyncAPI topic catalogue")
     schema_commands = schemas.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -155,11 +157,21 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in ("worker", "serve"):
         return _long_running(args.command, settings, args.ready_file)
     if args.command == "identity":
-        return asyncio.run(_identity(args, settings))
+        from omnirouter.ops.identity_cli import run_identity
+
+        return run_identity(args, settings)
     if args.command == "rules":
         return _rules(args, settings)
     if args.command == "agents":
         return asyncio.run(_agents(args, settings))
+    if args.command == "dlq":
+        from omnirouter.ops.dlq_cli import run_dlq
+
+        return run_dlq(args, settings)
+    if args.command == "replay":
+        from omnirouter.ops.replay_cli import run_replay
+
+        return run_replay(args, settings)
     raise AssertionError(args.command)  # argparse only accepts the commands above
 
 
@@ -173,21 +185,32 @@ def _with_state_dir(settings: Settings, state_dir: Path | None) -> Settings:
 def _devstack(args: argparse.Namespace, settings: Settings) -> int:
     from omnirouter.devstack import DevStack
 
-    stack = DevStack(_with_state_dir(settings, args.state_dir).devstack)
+    cluster = getattr(args, "cluster", False)
+    stack = DevStack(_with_state_dir(settings, args.state_dir).devstack, cluster=cluster)
     if args.action == "fetch":
         print(f"kafka broker jars: {stack.fetch()}")
         return 0
     if args.action == "up":
         addresses = stack.up()
+        # The settings that make the router use the cluster as a cluster: replicated topics
+        # (the catalogue's 3, min ISR 2) and a Redis Cluster client.
+        env = (
+            {
+                "OMNIROUTER_KAFKA__REPLICATION_FACTOR": "3",
+                "OMNIROUTER_KAFKA__MIN_INSYNC_REPLICAS": "2",
+                "OMNIROUTER_REDIS__CLUSTER": "true",
+            }
+            if cluster
+            else {}
+        )
         if args.json:
-            print(
-                json.dumps(
-                    {"kafka": addresses.kafka_bootstrap_servers, "redis": addresses.redis_url}
-                )
-            )
+            found = {"kafka": addresses.kafka_bootstrap_servers, "redis": addresses.redis_url}
+            print(json.dumps(found | ({"env": env} if cluster else {})))
         else:
             print(f"kafka  {addresses.kafka_bootstrap_servers}")
             print(f"redis  {addresses.redis_url}")
+            for name, value in env.items():
+                print(f"env    {name}={value}")
             print(f"state  {stack.state_dir}  (stop with: omnirouter devstack down)")
         return 0
     if args.action == "down":
@@ -202,6 +225,7 @@ def _devstack(args: argparse.Namespace, settings: Settings) -> int:
                     "kafka": status.kafka,
                     "redis": status.redis,
                     "pids": list(status.pids),
+                    "cluster": status.cluster,
                     "addresses": None
                     if status.addresses is None
                     else {
@@ -219,14 +243,14 @@ def _devstack(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _agents(args: argparse.Namespace, settings: Settings) -> int:
-    import redis.asyncio as aioredis
 
     from omnirouter.desktop.accounts import Account, Accounts
     from omnirouter.pipeline.routing.store import RoutingStore
     from omnirouter.runtime import connect_services
+    from omnirouter.security import redis_client
 
     addresses = await asyncio.to_thread(connect_services, settings, start_devstack=False)
-    client = aioredis.Redis.from_url(addresses.redis_url)
+    client = redis_client(settings.redis, addresses.redis_url)
     accounts = Accounts(
         client, key_prefix=settings.redis.key_prefix, session_ttl_s=settings.desktop.session_ttl_s
     )
@@ -388,6 +412,7 @@ def _lag(args: argparse.Namespace, settings: Settings) -> int:
         addresses.kafka_bootstrap_servers,
         window=settings.ops.lag_window,
         groups=settings.ops.lag_groups,
+        security=settings.kafka,
     )
     try:
         # Time lag and the Burrow status compare samples: take a few before the first answer.
@@ -436,45 +461,6 @@ def _long_running(command: str, settings: Settings, ready_file: Path | None) -> 
 
     asyncio.run(main())
     return 0
-
-
-async def _identity(args: argparse.Namespace, settings: Settings) -> int:
-    from omnirouter.assembly import identity_operations
-    from omnirouter.pipeline.identity.store import UnmergeRefused
-    from omnirouter.runtime import connect_services
-
-    addresses = await asyncio.to_thread(connect_services, settings, start_devstack=False)
-    async with identity_operations(settings, addresses) as operations:
-        if args.action == "show":
-            record = await operations.customer(args.customer_id, tenant=args.tenant)
-            if record is None:
-                raise OmnirouterError(f"unknown customer {args.customer_id}")
-            print(f"customer  {record.customer_id}  ({record.status})")
-            for identifier in record.identifiers:
-                print(f"  {identifier.address}")
-            for merge in record.merges:
-                print(f"  merged {merge.absorbed_id} via {', '.join(merge.linking) or '-'}")
-            return 0
-        if args.action == "reviews":
-            for review in await operations.open_reviews(tenant=args.tenant):
-                print(f"{review.review_id}  {' + '.join(review.customer_ids)}  {review.reason}")
-            return 0
-        try:
-            outcome = await operations.unmerge(
-                args.customer_id,
-                absorbed_id=args.absorbed,
-                operator=args.operator,
-                reason=args.reason,
-                tenant=args.tenant,
-            )
-        except UnmergeRefused as exc:
-            raise OmnirouterError(f"cannot unmerge: {exc}") from None
-        split = outcome.split
-        print(
-            f"split {split.restored_id} from {split.survivor_id}; "
-            f"restored {len(split.restored)} identifier(s); event {outcome.event.event_id}"
-        )
-        return 0
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

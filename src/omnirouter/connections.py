@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import redis
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -20,6 +20,10 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from omnirouter.errors import ServiceUnreachableError
+from omnirouter.security import kafka_python_security, redis_sync_client
+
+if TYPE_CHECKING:
+    from omnirouter.settings import KafkaSettings, RedisSettings
 
 
 def _first_answering(servers: Iterable[str], timeout_s: float) -> str | None:
@@ -38,8 +42,10 @@ def _first_answering(servers: Iterable[str], timeout_s: float) -> str | None:
         time.sleep(0.2)
 
 
-def wait_for_kafka(bootstrap_servers: str, *, timeout_s: float) -> None:
-    """Return once a broker answers a metadata request.
+def wait_for_kafka(
+    bootstrap_servers: str, *, timeout_s: float, security: KafkaSettings | None = None
+) -> None:
+    """Return once a broker answers a metadata request (authenticated with ``security``).
 
     Raises:
         ServiceUnreachableError: no broker answered within ``timeout_s``.
@@ -56,6 +62,7 @@ def wait_for_kafka(bootstrap_servers: str, *, timeout_s: float) -> None:
             client_id="omnirouter-check",
             request_timeout_ms=int(timeout_s * 1000),
             bootstrap_timeout_ms=int(timeout_s * 1000),
+            **kafka_python_security(security),
         )
         try:
             admin.describe_cluster()
@@ -68,19 +75,25 @@ def wait_for_kafka(bootstrap_servers: str, *, timeout_s: float) -> None:
         ) from None
 
 
-def wait_for_redis(url: str, *, timeout_s: float) -> None:
-    """Return once Redis answers PING.
+def wait_for_redis(url: str, *, timeout_s: float, security: RedisSettings | None = None) -> None:
+    """Return once Redis answers PING (as ``security``'s ACL user, over its TLS).
 
     Raises:
-        ServiceUnreachableError: Redis did not answer within ``timeout_s``.
+        ServiceUnreachableError: Redis did not answer within ``timeout_s``, or refused our
+            credentials (at once: waiting does not make a wrong password right).
     """
-    client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
+    client = redis_sync_client(security, url, socket_connect_timeout=1.0, socket_timeout=1.0)
     deadline = time.monotonic() + timeout_s
     try:
         while True:
             try:
                 if client.ping():
                     return
+            except (redis.AuthenticationError, redis.ResponseError) as exc:
+                raise ServiceUnreachableError(
+                    f"Redis at {url} refused omnirouter ({type(exc).__name__}: {exc}); check "
+                    "OMNIROUTER_REDIS__USERNAME, OMNIROUTER_REDIS__PASSWORD and the user's ACL"
+                ) from None
             except redis.RedisError as exc:
                 last = f"{type(exc).__name__}: {exc}"
             if time.monotonic() >= deadline:
@@ -92,7 +105,13 @@ def wait_for_redis(url: str, *, timeout_s: float) -> None:
         client.close()
 
 
-def create_producer(bootstrap_servers: str, *, client_id: str, **overrides: Any) -> KafkaProducer:
+def create_producer(
+    bootstrap_servers: str,
+    *,
+    client_id: str,
+    security: KafkaSettings | None = None,
+    **overrides: Any,
+) -> KafkaProducer:
     """A kafka-python producer that only reports success once every in-sync replica has the write.
 
     ``api_version`` stays unset on purpose: a fixed value caps the protocol versions, and
@@ -106,6 +125,7 @@ def create_producer(bootstrap_servers: str, *, client_id: str, **overrides: Any)
         "enable_idempotence": True,
         "linger_ms": 2,
         "compression_type": None,
+        **kafka_python_security(security),
     }
     config.update(overrides)
     return KafkaProducer(**config)
@@ -120,30 +140,34 @@ class TopicRequest(NamedTuple):
     replication_factor: int = 1
 
 
-def ensure_topics(bootstrap_servers: str, topics: Iterable[TopicRequest]) -> list[str]:
+def ensure_topics(
+    bootstrap_servers: str,
+    topics: Iterable[TopicRequest],
+    *,
+    security: KafkaSettings | None = None,
+) -> list[str]:
     """Create the topics that do not exist yet; returns the names created.
 
     Existing topics are left as they are. A replication factor larger than the cluster is
     lowered to the number of brokers, so the catalogue's production values (replication 3) also
-    create topics on a one-node devstack.
+    create topics on a one-node devstack; ``min.insync.replicas`` is lowered with it, or no
+    acks=all write could succeed there.
     """
     admin = KafkaAdminClient(
         bootstrap_servers=[s.strip() for s in bootstrap_servers.split(",")],
         client_id="omnirouter-topics",
+        **kafka_python_security(security),
     )
     try:
         existing = set(admin.list_topics())
         brokers = max(1, len(admin.describe_cluster().get("brokers", [])))
-        wanted = [
-            NewTopic(
-                topic.name,
-                topic.partitions,
-                min(topic.replication_factor, brokers),
-                topic_configs=dict(topic.configs),
-            )
-            for topic in topics
-            if topic.name not in existing
-        ]
+        wanted = []
+        for topic in topics:
+            if topic.name in existing:
+                continue
+            replicas = min(topic.replication_factor, brokers)
+            configs = _fit_to_cluster(topic.configs, replicas)
+            wanted.append(NewTopic(topic.name, topic.partitions, replicas, topic_configs=configs))
         if not wanted:
             return []
         # Another process may create them between our listing and our request.
@@ -154,8 +178,19 @@ def ensure_topics(bootstrap_servers: str, topics: Iterable[TopicRequest]) -> lis
         admin.close()
 
 
+def _fit_to_cluster(configs: dict[str, str], replicas: int) -> dict[str, str]:
+    fitted = dict(configs)
+    if "min.insync.replicas" in fitted:
+        fitted["min.insync.replicas"] = str(min(int(fitted["min.insync.replicas"]), replicas))
+    return fitted
+
+
 def read_topic(
-    bootstrap_servers: str, topic: str, *, since: datetime | None = None
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    since: datetime | None = None,
+    security: KafkaSettings | None = None,
 ) -> Iterator[Any]:
     """Every record of ``topic`` from ``since`` (default: the beginning) up to the end it had
     when called; reads only, with no consumer group (operator tools, what-if, dead letters)."""
@@ -163,6 +198,7 @@ def read_topic(
         bootstrap_servers=[s.strip() for s in bootstrap_servers.split(",")],
         enable_auto_commit=False,
         consumer_timeout_ms=2000,
+        **kafka_python_security(security),
     )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]

@@ -13,6 +13,11 @@ from dataclasses import dataclass
 from omnirouter.events import DEFAULT_TENANT
 
 
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by a Redis SCAN/KEYS pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
 @dataclass(frozen=True, slots=True)
 class IdentityKeys:
     """Identity resolution state of one tenant.
@@ -61,6 +66,11 @@ class IdentityKeys:
         return f"{self.tag}:processed"
 
     @property
+    def processed_buckets_match(self) -> str:
+        """SCAN pattern of every time slice of :attr:`processed` (glob characters escaped)."""
+        return f"{_glob_escape(self.processed)}:*"
+
+    @property
     def processed_at(self) -> str:
         """Unused since processed ids moved to time slices; kept so script key order holds."""
         return f"{self.tag}:processed:at"
@@ -79,6 +89,12 @@ class IdentityKeys:
     def reviews_open(self) -> str:
         """ZSET review_id scored by creation time (ms): the open review queue."""
         return f"{self.tag}:reviews:open"
+
+    @property
+    def erasures(self) -> str:
+        """SET of the event ids of erasures made here (ids only, as on the erasure topic): a
+        replay skips the events of a person whose erasure this state already holds."""
+        return f"{self.tag}:erasures"
 
     @property
     def customer_stem(self) -> str:
@@ -254,6 +270,18 @@ class RoutingKeys:
         return f"{self.tag}:stats"
 
     @property
+    def routed(self) -> str:
+        """HASH case_id -> its latest routing decision (JSON: cause, state, agent, ack), so a
+        cause redelivered after a crash is announced again as decided, not decided anew."""
+        return f"{self.tag}:routed"
+
+    @property
+    def announced(self) -> str:
+        """HASH case_id -> the cause whose decision Kafka has acknowledged: a redelivery of
+        that cause has nothing left to announce."""
+        return f"{self.tag}:announced"
+
+    @property
     def queue_stem(self) -> str:
         """Stem of the per-queue ZSETs of waiting cases (priority first, then age)."""
         return f"{self.tag}:queue:"
@@ -273,6 +301,8 @@ class RoutingKeys:
             self.timers,
             self.acks,
             self.stats,
+            self.routed,
+            self.announced,
         ]
 
 

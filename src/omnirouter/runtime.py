@@ -1,8 +1,9 @@
 """Bringing up the router on one machine: services first, then the router's own processes.
 
 :class:`Router` finds or starts Kafka and Redis, creates the topic catalogue, starts the
-pipeline workers and the HTTP API as child processes, and says where everything listens. Later
-issues add the gateway, desktop and ops dashboard to it.
+pipeline workers and the HTTP API (gateway, desktop, ops dashboard) as child processes, adds the
+demo (a local provider, demo agents, simulated customers) unless settings turn it off, and says
+where everything listens.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from omnirouter.connections import (
     wait_for_kafka,
     wait_for_redis,
 )
+from omnirouter.demo.session import DemoSession
 from omnirouter.devstack import DevStack, StackAddresses
 from omnirouter.devstack.network import free_port
 from omnirouter.devstack.processes import die_with_parent
@@ -64,20 +66,26 @@ def connect_services(settings: Settings, *, start_devstack: bool) -> StackAddres
             local = status.addresses
         kafka = kafka or local.kafka_bootstrap_servers
         redis_url = redis_url or local.redis_url
-    wait_for_kafka(kafka, timeout_s=settings.kafka.connect_timeout_s)
-    wait_for_redis(redis_url, timeout_s=settings.redis.connect_timeout_s)
+    wait_for_kafka(kafka, timeout_s=settings.kafka.connect_timeout_s, security=settings.kafka)
+    wait_for_redis(redis_url, timeout_s=settings.redis.connect_timeout_s, security=settings.redis)
     return StackAddresses(kafka, redis_url)
 
 
 def catalogue_topics(settings: Settings) -> list[TopicRequest]:
-    """(name, partitions, configs) of every catalogue topic, named with this deployment's prefix."""
+    """(name, partitions, configs, replicas) of every catalogue topic, named with this
+    deployment's prefix; ``OMNIROUTER_KAFKA__REPLICATION_FACTOR`` and ``…__MIN_INSYNC_REPLICAS``
+    override the catalogue's replication and the broker's default."""
+    kafka = settings.kafka
     topics = []
     for spec in TOPICS:
         configs: dict[str, str] = {"cleanup.policy": spec.cleanup_policy}
         if spec.retention_ms is not None:
             configs["retention.ms"] = str(spec.retention_ms)
-        name = topic_name(spec, settings.kafka.topic_prefix)
-        topics.append(TopicRequest(name, spec.partitions, configs, spec.replication_factor))
+        if kafka.min_insync_replicas is not None:
+            configs["min.insync.replicas"] = str(kafka.min_insync_replicas)
+        replicas = kafka.replication_factor or spec.replication_factor
+        name = topic_name(spec, kafka.topic_prefix)
+        topics.append(TopicRequest(name, spec.partitions, configs, replicas))
     return topics
 
 
@@ -107,6 +115,7 @@ class Router:
         self.smtp_port: int | None = None
         self.admin_token: str | None = None
         self.worker_metrics_port: int | None = None
+        self.demo: DemoSession | None = None
 
     def start(self) -> None:
         """Start (or connect to) Kafka and Redis, create the topics, start the processes."""
@@ -124,16 +133,38 @@ class Router:
         self._progress("connecting to Kafka and Redis")
         self.addresses = connect_services(settings, start_devstack=False)
         self._progress("creating topics")
-        created = ensure_topics(self.addresses.kafka_bootstrap_servers, catalogue_topics(settings))
+        created = ensure_topics(
+            self.addresses.kafka_bootstrap_servers,
+            catalogue_topics(settings),
+            security=settings.kafka,
+        )
         log.info("topics ready", created=created)
         self._runtime_dir = Path(tempfile.mkdtemp(prefix="omnirouter-run-"))
         env = self._child_environment()
+        if settings.demo.enabled:
+            self.demo = DemoSession(settings)
+            self._progress(
+                f"starting the demo provider (SMS/WhatsApp API and SMTP) on port "
+                f"{self.demo.provider.port}"
+            )
+            self.demo.start_provider()
+            env |= self.demo.child_environment()
         self._progress("starting pipeline workers (identity, cases, routing, dispatcher)")
         self._spawn("worker", env)
-        self._progress(f"starting HTTP API on {settings.api.host}:{self.api_port}")
+        self._progress(
+            f"starting gateway, API, desktop and ops dashboard on "
+            f"{settings.api.host}:{self.api_port}"
+        )
         self._spawn("serve", env)
         for child in self._children:
             self._wait_ready(child)
+        if self.demo is not None and self.api_port is not None:
+            self._progress(f"creating demo agents ({', '.join(settings.demo.agents)})")
+            self.demo.create_agents(self.addresses.redis_url, rules)
+            self._progress(
+                f"starting the demo simulator (a message every {settings.demo.interval_s:g} s)"
+            )
+            self.demo.start_simulator(api_port=self.api_port, smtp_port=self.smtp_port)
 
     def _child_environment(self) -> dict[str, str]:
         assert self.addresses is not None
@@ -187,6 +218,7 @@ class Router:
         worker_pid = self._children[0].process.pid
         lines = [
             "omnirouter is running",
+            f"  desktop  {api}/desk  (agents sign in here)",
             f"  kafka    {self.addresses.kafka_bootstrap_servers}",
             f"  redis    {self.addresses.redis_url}",
             f"  topics   {self._settings.kafka.topic_prefix}*  ({len(TOPICS)} in the catalogue)",
@@ -202,11 +234,23 @@ class Router:
             lines.append(f"  smtp     {self._settings.ingress.smtp_host}:{self.smtp_port}")
         if self.admin_token is not None:
             lines.append(f"  operator token  {self.admin_token}  (Authorization: Bearer …)")
+        if self.demo is not None:
+            lines.append(
+                f"  demo     simulated customers write every {self._settings.demo.interval_s:g} s; "
+                f"replies are delivered to {self.demo.provider.base_url}/outbox"
+            )
+            for agent in self.demo.agents:
+                lines.append(
+                    f"  demo agent  {agent.agent_id} / {agent.password}  "
+                    f"({agent.role}, {agent.name})"
+                )
         lines.append("Press Ctrl-C to stop.")
         return "\n".join(lines)
 
     def stop(self) -> None:
         """Stop what :meth:`start` started, newest first."""
+        if self.demo is not None:
+            self.demo.stop_simulator()
         for child in reversed(self._children):
             if child.process.poll() is None:
                 self._progress(f"stopping {child.name}")
@@ -217,6 +261,10 @@ class Router:
                 child.process.kill()
                 child.process.wait(timeout=10)
         self._children.clear()
+        if self.demo is not None:
+            # After the dispatcher: its last deliveries still reach the provider.
+            self.demo.stop_provider()
+            self.demo = None
         if self._runtime_dir is not None:
             shutil.rmtree(self._runtime_dir, ignore_errors=True)
             self._runtime_dir = None
@@ -232,7 +280,7 @@ def read_routed_since(
     """Every routed case recorded on ``cases.routed`` since ``since`` (reads only; no group)."""
     topic = topic_spec("cases.routed").name(settings.kafka.topic_prefix)
     routed: list[CaseRouted] = []
-    for record in read_topic(bootstrap_servers, topic, since=since):
+    for record in read_topic(bootstrap_servers, topic, since=since, security=settings.kafka):
         # A record that does not parse is the dead-letter topic's business, not ours.
         with contextlib.suppress(ValueError):
             routed.append(CaseRouted.model_validate_json(record.value))

@@ -29,11 +29,14 @@ import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kafka.errors import KafkaError
 
 from omnirouter.connections import create_producer, wait_for_kafka
+
+if TYPE_CHECKING:
+    from omnirouter.settings import KafkaSettings
 from omnirouter.events import (
     Channel,
     Content,
@@ -74,6 +77,7 @@ class Publisher:
         topic_prefix: str = "omni.",
         client_id: str = "omnirouter-sdk",
         timeout_s: float = 10.0,
+        security: KafkaSettings | None = None,
         **producer_config: Any,
     ) -> None:
         """Connect to the cluster (waiting up to ``timeout_s`` for it to answer).
@@ -83,14 +87,17 @@ class Publisher:
             topic_prefix: the deployment's topic prefix (default "omni.").
             client_id: how the producer shows up in broker logs and metrics.
             timeout_s: how long a write may wait for its acknowledgement.
-            producer_config: extra kafka-python producer settings (e.g. SASL/TLS).
+            security: SASL/TLS, as omnirouter's own ``KafkaSettings`` (e.g.
+                ``KafkaSettings(security_protocol="SASL_SSL", sasl_username=…, sasl_password=…)``).
+            producer_config: extra kafka-python producer settings.
         """
-        wait_for_kafka(bootstrap_servers, timeout_s=timeout_s)
+        wait_for_kafka(bootstrap_servers, timeout_s=timeout_s, security=security)
         self._timeout_s = timeout_s
         self._topic = topic_spec("interactions.inbound").name(topic_prefix)
         self._producer = create_producer(
             bootstrap_servers,
             client_id=client_id,
+            security=security,
             max_block_ms=int(timeout_s * 1000),
             **producer_config,
         )

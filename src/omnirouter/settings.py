@@ -12,12 +12,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from omnirouter.errors import ConfigurationError
 from omnirouter.pipeline.cases.intents import DEFAULT_INTENT_RULES, IntentRule
 from omnirouter.pipeline.identity.policy import IdentityPolicy
+from omnirouter.security import kafka_settings_problem, redis_settings_problem
 
 ENV_PREFIX = "OMNIROUTER_"
 
@@ -36,6 +46,37 @@ class KafkaSettings(_Section):
     topic_prefix: str = Field(default="omni.", pattern=r"^[A-Za-z0-9._-]*$")
     client_id: str = "omnirouter"
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="Replicas of every topic omnirouter creates; unset: the catalogue's (3), "
+        "lowered to the number of brokers.",
+    )
+    min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="min.insync.replicas of the topics omnirouter creates; unset: the broker's.",
+    )
+    # Production clusters: SASL/SCRAM and TLS (see security.py for what each client gets).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: FilePath | None = Field(
+        default=None, description="CA bundle (PEM) the brokers' certificates are checked against."
+    )
+    ssl_certfile: FilePath | None = Field(
+        default=None, description="Client certificate (PEM) for mutual TLS."
+    )
+    ssl_keyfile: FilePath | None = Field(default=None, description="Key of ssl_certfile (PEM).")
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _security_is_complete(self) -> KafkaSettings:
+        problem = kafka_settings_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -64,6 +105,16 @@ class RedisSettings(_Section):
     # No "{" or "}": the prefix sits inside hash tags (see redis_keys).
     key_prefix: str = Field(default="omni", pattern=r"^[A-Za-z0-9_.:-]+$")
     connect_timeout_s: float = Field(default=5.0, gt=0)
+    cluster: bool = Field(
+        default=False, description="Redis Cluster: url names any one node; clients follow slots."
+    )
+    username: str | None = Field(default=None, description="ACL user; unset: the default user.")
+    password: SecretStr | None = None
+    # TLS: a rediss:// URL, plus these when the server's CA is not a public one or the server
+    # asks for a client certificate.
+    ssl_ca_certs: FilePath | None = None
+    ssl_certfile: FilePath | None = None
+    ssl_keyfile: FilePath | None = None
 
     @field_validator("url")
     @classmethod
@@ -71,6 +122,13 @@ class RedisSettings(_Section):
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @model_validator(mode="after")
+    def _security_is_complete(self) -> RedisSettings:
+        problem = redis_settings_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 def _default_state_dir() -> Path:
@@ -100,6 +158,10 @@ class LogSettings(_Section):
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "json", "console"] = "auto"
+    mask_personal_data: bool = Field(
+        default=True,
+        description="Mask phone numbers, e-mail addresses and message text in every log line.",
+    )
 
     @field_validator("level", mode="before")
     @classmethod
@@ -260,6 +322,21 @@ class ApiSettings(_Section):
     )
 
 
+class DemoSettings(_Section):
+    """The demo `omnirouter run` adds: simulated customers, a local provider, demo agents."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Only `omnirouter run` reads this; `worker` and `serve` never simulate.",
+    )
+    interval_s: float = Field(
+        default=4.0, ge=0.05, le=3600, description="Seconds between two simulated messages."
+    )
+    agents: tuple[str, ...] = Field(
+        default=("alex", "sam"), min_length=1, description="Demo agents serving every queue."
+    )
+
+
 class Settings(BaseSettings):
     """All of omnirouter's settings; each component reads its own section."""
 
@@ -283,6 +360,7 @@ class Settings(BaseSettings):
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     desktop: DesktopSettings = Field(default_factory=DesktopSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
 
 
 def _unknown_environment_keys(environ: Mapping[str, str]) -> list[str]:

@@ -17,20 +17,13 @@ from omnirouter.events import Channel, IdentifierKind, InteractionEvent, topic_s
 from omnirouter.redis_keys import ChatKeys
 from omnirouter.runtime import catalogue_topics
 from omnirouter.settings import IngressSettings, KafkaSettings, RedisSettings, Settings
+from support.browser import LAUNCH
 from support.kafka import TopicReader
 from support.served_gateway import served_gateway
 from support.waiting import eventually_async
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 UI_TIMEOUT_MS = 30_000
 VISITOR_ID_KEY = "omnirouter.chat.visitorId"  # where widget.js keeps the visitor id
 
@@ -95,9 +88,7 @@ def gateway_host(settings: Settings) -> Iterator[str]:
 async def page() -> AsyncIterator[Page]:
     """A page in Debian's headless Chromium; the browser and Playwright's driver stop after."""
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
+        browser = await playwright.chromium.launch(**LAUNCH)
         try:
             yield await browser.new_page()
         finally:

@@ -15,18 +15,11 @@ import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
 from omnirouter.channels.twilio.signature import twilio_signature
+from support.browser import LAUNCH
 from support.full_stack import ADMIN_TOKEN, INBOUND_TWILIO_TOKEN, SMS_FROM, RunningRouter
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Generous: the first lag sample connects an admin client; rates need two metric samples.
 UI_TIMEOUT_MS = 60_000
 STATUSES = re.compile(r"^(OK|WARN|STALL|STOP|REWIND|ERR)$")
@@ -45,9 +38,7 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
 def browser(router: RunningRouter) -> Iterator[Browser]:
     """Debian's headless Chromium, closed before the router stops."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
+        browser = playwright.chromium.launch(**LAUNCH)
         try:
             yield browser
         finally:

@@ -76,6 +76,8 @@ def test_run_prints_addresses_creates_topics_and_stops_cleanly_on_sigint(tmp_pat
     env["OMNIROUTER_API__PORT"] = "0"  # a free port, printed in the banner
     env["OMNIROUTER_OPS__WORKER_METRICS_PORT"] = "0"
     env["OMNIROUTER_INGRESS__SMTP_PORT"] = "0"
+    # The demo has a test of its own (tests/e2e/test_make_run_demo.py): here, the router alone.
+    env["OMNIROUTER_DEMO__ENABLED"] = "false"
     process = subprocess.Popen(
         [*OMNIROUTER, "run"],
         env=env,

@@ -22,6 +22,7 @@ from omnirouter.devstack.network import free_port
 from omnirouter.runtime import catalogue_topics
 from omnirouter.settings import KafkaSettings, Settings
 from support.fake_providers import TWILIO_SID, TWILIO_TOKEN, FakeProviders
+from support.stack import redis_env
 
 ADMIN_TOKEN = "full-stack-admin-token"
 INBOUND_TWILIO_TOKEN = "12345678901234567890123456789012"
@@ -122,6 +123,7 @@ def running_router(
             "OMNIROUTER_OPS__LAG_SAMPLE_INTERVAL_S": "1",
         }
     )
+    env.update(redis_env())
     if rules_file is not None:
         env["OMNIROUTER_ROUTING__RULES_FILE"] = str(rules_file)
     logs.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from omnirouter.pipeline.routing.engine import RoutingEngine
 from omnirouter.pipeline.routing.loader import parse_rules
 from omnirouter.pipeline.routing.store import RoutingStore
 from omnirouter.settings import CaseSettings, PipelineSettings
+from support.stack import async_redis
 from support.waiting import eventually_async
 
 PIPELINE = PipelineSettings(batch_max=50, batch_within_s=0.02)
@@ -29,9 +30,14 @@ async def start_workers(
     prefix: str,
     redis_prefix: str,
     rules_yaml: str | None = None,
+    redis: aioredis.Redis | None = None,
 ) -> tuple[Any, RedisCaseStore, RedisIdentityStore, CaseWorker, aioredis.Redis]:
-    """A faust app running both workers; the caller stops it."""
-    client = aioredis.Redis.from_url(stack.redis_url)
+    """A faust app running both workers; the caller stops it (and closes the client).
+
+    ``redis``: the client to run on instead of one for the session's Redis (a test's own
+    Redis Cluster, say).
+    """
+    client = redis if redis is not None else async_redis(stack.redis_url)
     policy = IdentityPolicy()
     pipeline = PIPELINE
     app = create_app(app_id, stack.kafka_bootstrap_servers)
@@ -62,7 +68,7 @@ async def replay_everything(pipeline: Any) -> None:
     await pipeline.reader.poll()
     inputs = ["interactions.resolved", "interactions.outbound", "customers.merged"]
     total = sum(len(pipeline.reader.on(pipeline.topic(key))) for key in inputs)
-    client = aioredis.Redis.from_url(pipeline.stack.redis_url)
+    client = async_redis(pipeline.stack.redis_url)
     app = create_app("replay-" + pipeline.prefix.strip("."), pipeline.stack.kafka_bootstrap_servers)
     store = RedisCaseStore(client, key_prefix=pipeline.redis_prefix, settings=CaseSettings())
     worker = CaseWorker(

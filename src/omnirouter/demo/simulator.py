@@ -68,7 +68,9 @@ class DemoTargets:
     """Where and how to reach the router as providers would."""
 
     base_url: str
-    smtp_port: int
+    smtp_port: int | None  # None: the SMTP listener is off; e-mails go through signed JSON
+    # Where Twilio would have posted: the URL the gateway checks signatures against.
+    webhook_base_url: str
     twilio_token: str
     signing_key_id: str
     signing_secret: str
@@ -109,18 +111,33 @@ class DemoSimulator:
         return steps
 
     def _run(self) -> None:
-        for step in self.steps():
-            if self._stop.wait(self._interval):
-                return
-            try:
-                step()
-                self.sent += 1
-            except (OSError, httpx.HTTPError, smtplib.SMTPException) as exc:
-                self.failed += 1
-                log.warning("demo step failed", error=str(exc))
+        # The script repeats until stopped: the same people keep writing (following up on their
+        # open cases), so a demo left running always has something waiting for an agent.
+        while True:
+            for step in self.steps():
+                if self._stop.wait(self._interval):
+                    return
+                try:
+                    step()
+                    self.sent += 1
+                except (OSError, httpx.HTTPError, smtplib.SMTPException) as exc:
+                    self.failed += 1
+                    log.warning("demo step failed", error=str(exc))
 
     def email(self, name: str, address: str, subject: str, text: str) -> None:
-        """An e-mail through the SMTP listener."""
+        """An e-mail through the SMTP listener (or, with the listener off, as signed JSON)."""
+        if self._targets.smtp_port is None:
+            self._post_signed(
+                {
+                    "message_id": uuid.uuid4().hex,
+                    "channel": "email",
+                    "display_name": name,
+                    "identifiers": [{"kind": "email", "value": address}],
+                    "subject": subject,
+                    "text": text,
+                }
+            )
+            return
         message = EmailMessage()
         message["From"] = f"{name} <{address}>"
         message["To"] = "support@omnirouter.invalid"
@@ -139,10 +156,12 @@ class DemoSimulator:
             "Body": text,
             "NumMedia": "0",
         }
-        url = f"{self._targets.base_url}/webhooks/twilio/messages"
-        signature = twilio_signature(self._targets.twilio_token, url, fields.items())
+        path = "/webhooks/twilio/messages"
+        signature = twilio_signature(
+            self._targets.twilio_token, self._targets.webhook_base_url + path, fields.items()
+        )
         httpx.post(
-            url,
+            self._targets.base_url + path,
             content=urlencode(fields),
             timeout=30,
             headers={
@@ -153,7 +172,7 @@ class DemoSimulator:
 
     def signed(self, name: str, email: str, phone: str, text: str, tier: str | None) -> None:
         """A web chat transcript from a partner system, signed (carries e-mail and phone)."""
-        body = json.dumps(
+        self._post_signed(
             {
                 "message_id": uuid.uuid4().hex,
                 "channel": "webchat",
@@ -165,7 +184,10 @@ class DemoSimulator:
                 "text": text,
                 "attributes": {"tier": tier} if tier else {},
             }
-        ).encode()
+        )
+
+    def _post_signed(self, payload: dict[str, object]) -> None:
+        body = json.dumps(payload).encode()
         timestamp = str(int(time.time()))
         digest = hmac.new(
             self._targets.signing_secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256
@@ -179,15 +201,17 @@ class DemoSimulator:
                 "X-Omnirouter-Timestamp": timestamp,
                 "X-Omnirouter-Signature": f"sha256={digest}",
             },
-        )
+        ).raise_for_status()
 
     def garbage(self) -> None:
         """A malformed payload: a Twilio webhook without a sender (it lands in dead letters)."""
         fields = {"MessageSid": "SM" + uuid.uuid4().hex, "Body": "who am I?"}
-        url = f"{self._targets.base_url}/webhooks/twilio/messages"
-        signature = twilio_signature(self._targets.twilio_token, url, fields.items())
+        path = "/webhooks/twilio/messages"
+        signature = twilio_signature(
+            self._targets.twilio_token, self._targets.webhook_base_url + path, fields.items()
+        )
         httpx.post(
-            url,
+            self._targets.base_url + path,
             content=urlencode(fields),
             timeout=30,
             headers={

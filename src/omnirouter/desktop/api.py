@@ -3,8 +3,9 @@
 Authentication: a session token from ``POST /desk/api/login``, sent as the ``omni_desk``
 cookie (browsers) or ``Authorization: Bearer <token>`` (custom desktops, the Python client).
 Authorization: an agent sees the queues they serve and the cases in them, or offered or
-assigned to them; a supervisor sees everything. Missing credentials answer 401, a case or
-queue outside the agent's queues 403.
+assigned to them; a supervisor sees everything. Missing credentials answer 401, a queue outside
+the agent's queues 403, and a case they may not see 404 — the same answer as for a case that
+does not exist, so that its existence is not confirmed.
 """
 
 # No "from __future__ import annotations" here: FastAPI must see the dependency annotations

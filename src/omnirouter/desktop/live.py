@@ -11,13 +11,17 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
 
 from omnirouter.events import topic_spec
 from omnirouter.logs import get_logger
+from omnirouter.security import aiokafka_security
+
+if TYPE_CHECKING:
+    from omnirouter.settings import KafkaSettings
 
 log = get_logger(__name__)
 
@@ -66,9 +70,16 @@ def notice_from(topic_key: str, value: bytes) -> Notice | None:
 class LiveFeed:
     """Consumes case and routing events and hands each to the subscribers that may see it."""
 
-    def __init__(self, bootstrap_servers: str, *, topic_prefix: str) -> None:
-        """Read the deployment's topics from ``bootstrap_servers``."""
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        topic_prefix: str,
+        security: KafkaSettings | None = None,
+    ) -> None:
+        """Read the deployment's topics from ``bootstrap_servers`` (SASL/TLS: ``security``)."""
         self._bootstrap = bootstrap_servers
+        self._security = security
         self._topics = {
             topic_spec(key).name(topic_prefix): key for key in ("cases.events", "routing.decisions")
         }
@@ -83,6 +94,7 @@ class LiveFeed:
             bootstrap_servers=self._bootstrap,
             enable_auto_commit=False,
             auto_offset_reset="latest",
+            **aiokafka_security(self._security),
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._run())

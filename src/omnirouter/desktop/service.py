@@ -132,8 +132,7 @@ class DeskService:
         """A case the agent may see (their queue, offered or assigned to them).
 
         Raises:
-            CaseNotFound: no such case.
-            Forbidden: the agent does not serve its queue.
+            CaseNotFound: no such case, or one the agent may not see (the same answer).
         """
         view = await self.cases.case(case_id, tenant=session.tenant)
         await self._check(session, case_id, view.case.queue, view.case.assigned_agent_id)
@@ -148,7 +147,9 @@ class DeskService:
         offers = await self.routing.engine.store.offers(session.tenant)
         if offers.get(case_id, {}).get("agent") == account.agent_id:
             return
-        raise Forbidden(f"{account.agent_id} does not serve queue {queue or '(none)'}")
+        # The same answer as for a case that does not exist: a 403 would confirm that the case
+        # exists (and name its queue) to someone not entitled to know.
+        raise CaseNotFound(f"no case {case_id}")
 
     async def timeline(
         self, session: Session, case_id: str, *, limit: int = 200

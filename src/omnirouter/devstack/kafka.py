@@ -238,17 +238,28 @@ def restart_kafka(
     return broker
 
 
-def _format_storage(java: str, libs: Path, log4j: Path, config: Path) -> None:
+def new_cluster_id() -> str:
+    """A KRaft cluster id as ``kafka-storage random-uuid`` prints one."""
     # StorageTool wants a base64url cluster id of 16 bytes without padding, as random-uuid prints.
     # Like Kafka's own Uuid.randomUuid, never one starting with "-": the tool's argument parser
     # would read it as an option ("argument --cluster-id/-t: expected one argument").
     cid = "-"
     while cid.startswith("-"):
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    return cid
+
+
+def _format_storage(
+    java: str, libs: Path, log4j: Path, config: Path, *, cluster_id: str | None = None
+) -> None:
+    # One node formats its own dynamic quorum (--standalone); the nodes of a cluster share the
+    # given id and name their voters statically in controller.quorum.voters instead.
+    quorum = ["--standalone"] if cluster_id is None else []
+    cid = new_cluster_id() if cluster_id is None else cluster_id
     result = subprocess.run(
         [
             *_java_command(java, libs, log4j, "kafka.tools.StorageTool", "256m"),
-            "format", "-t", cid, "-c", str(config), "--standalone", "--ignore-formatted",
+            "format", "-t", cid, "-c", str(config), *quorum, "--ignore-formatted",
         ],
         capture_output=True,
         text=True,

@@ -60,7 +60,6 @@ def start_redis(
     Raises:
         StackError: the server exited or did not answer PING in ``timeout_s``.
     """
-    server = require_tool("redis-server")
     data_dir.mkdir(parents=True, exist_ok=True)
     last_error = "not started"
     for _ in range(attempts):
@@ -71,26 +70,51 @@ def start_redis(
             f"port {port}\nbind 127.0.0.1\ndir {data_dir}\n"
             f'daemonize no\nlogfile ""\npidfile {data_dir / "redis.pid"}\n'
         )
-        log_path = data_dir / "redis.log"
-        process = spawn(
-            [server, str(config)], log_path=log_path, cwd=data_dir, tie_to_parent=tie_to_parent
-        )
-        redis = RedisProcess(process.pid, port, log_path)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                break
-            if answers_ping(port):
-                return redis
-            time.sleep(0.05)
-        redis.stop()
-        code = process.poll()
-        tail = (
-            log_path.read_text(errors="replace").strip().splitlines()[-1:]
-            if log_path.exists()
-            else []
-        )
-        last_error = f"exit status {code}: {' '.join(tail)[:300]}"
-        if "Address already in use" not in " ".join(tail):
+        redis, last_error = _launch(config, port, data_dir, timeout_s, tie_to_parent)
+        if redis is not None:
+            return redis
+        if "Address already in use" not in last_error:
             break
     raise StackError(f"redis-server did not start: {last_error}")
+
+
+def restart_redis(
+    data_dir: Path, port: int, *, timeout_s: float, tie_to_parent: bool = False
+) -> RedisProcess:
+    """Start redis-server again on its config, port and data (after a stop or a crash).
+
+    The server reloads its append-only file before it answers PING, so this returns once
+    every write it had made durable is back.
+
+    Raises:
+        StackError: the server exited or did not answer PING in ``timeout_s``.
+    """
+    redis, error = _launch(data_dir / "redis.conf", port, data_dir, timeout_s, tie_to_parent)
+    if redis is None:
+        raise StackError(f"redis-server did not restart: {error}")
+    return redis
+
+
+def _launch(
+    config: Path, port: int, data_dir: Path, timeout_s: float, tie_to_parent: bool
+) -> tuple[RedisProcess | None, str]:
+    server = require_tool("redis-server")
+    log_path = data_dir / "redis.log"
+    process = spawn(
+        [server, str(config)], log_path=log_path, cwd=data_dir, tie_to_parent=tie_to_parent
+    )
+    redis = RedisProcess(process.pid, port, log_path)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        # A server still loading its AOF answers -LOADING, not +PONG: not ready yet.
+        if answers_ping(port):
+            return redis, ""
+        time.sleep(0.05)
+    redis.stop()
+    code = process.poll()
+    tail = (
+        log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.exists() else []
+    )
+    return None, f"exit status {code}: {' '.join(tail)[:300]}"

@@ -10,6 +10,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from omnirouter.devstack.kafka import (
     BROKER_MAIN,
@@ -18,14 +19,17 @@ from omnirouter.devstack.kafka import (
     restart_kafka,
     start_kafka,
 )
+from omnirouter.devstack.kafka_cluster import KafkaCluster
 from omnirouter.devstack.network import accepts_connections
 from omnirouter.devstack.paths import deploy_dir
 from omnirouter.devstack.processes import is_running
-from omnirouter.devstack.redis import RedisProcess, answers_ping, start_redis
+from omnirouter.devstack.redis import RedisProcess, answers_ping, restart_redis, start_redis
+from omnirouter.devstack.redis_cluster import RedisClusterStack
 from omnirouter.errors import StackError
 from omnirouter.settings import DevstackSettings
 
 _STATE_FILE = "state.json"
+_CLUSTER_MODE = "cluster"
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class StackStatus:
     redis: str
     addresses: StackAddresses | None
     pids: tuple[int, ...]
+    cluster: bool = False
 
     @property
     def running(self) -> bool:
@@ -54,16 +59,21 @@ class StackStatus:
 class DevStack:
     """A local Kafka broker and redis-server, started and stopped as one."""
 
-    def __init__(self, settings: DevstackSettings, *, tie_to_parent: bool = False) -> None:
+    def __init__(
+        self, settings: DevstackSettings, *, tie_to_parent: bool = False, cluster: bool = False
+    ) -> None:
         """Prepare a stack under ``settings.state_dir``; nothing starts until :meth:`up`.
 
         Args:
             settings: where state, cache and deploy files are.
             tie_to_parent: stop the servers when this process dies (for test sessions), instead
                 of leaving them running for a later ``devstack down``.
+            cluster: start a 3-node Kafka cluster and a 6-node Redis Cluster instead of one
+                broker and one redis-server (``devstack up --cluster``).
         """
         self._settings = settings
         self._tie_to_parent = tie_to_parent
+        self._cluster = cluster
         self.state_dir = settings.state_dir.resolve()
 
     @property
@@ -78,10 +88,12 @@ class DevStack:
     def up(self) -> StackAddresses:
         """Start both servers (or find them already running) and return their addresses."""
         current = self.status()
-        if current.running and current.addresses is not None:
+        if current.running and current.cluster == self._cluster and current.addresses is not None:
             return current.addresses
         self.down()  # whatever half of an earlier stack survived
         libs = self.fetch()
+        if self._cluster:
+            return self._up_cluster(libs)
         base_redis_conf = deploy_dir(self._settings) / "redis" / "redis.conf"
         self.state_dir.mkdir(parents=True, exist_ok=True)
         redis = start_redis(
@@ -130,8 +142,35 @@ class DevStack:
         )
         self._write_state(redis=redis, kafka=restarted)
 
+    def stop_redis(self) -> None:
+        """Stop only redis-server (SIGTERM: it flushes its AOF), keeping its data directory."""
+        _, redis = self._read_state()
+        if redis is not None:
+            redis.stop()
+
+    def restart_redis(self) -> None:
+        """Start redis-server again on its port and AOF, as a restarted server would come back.
+
+        Returns once it answers PING, which it does only after reloading the AOF.
+        """
+        kafka, redis = self._read_state()
+        if redis is None:
+            raise StackError("devstack is not up")
+        if redis.is_running():
+            return
+        restarted = restart_redis(
+            self.state_dir / "redis",
+            redis.port,
+            timeout_s=self._settings.start_timeout_s,
+            tie_to_parent=self._tie_to_parent,
+        )
+        self._write_state(redis=restarted, kafka=kafka)
+
     def down(self, *, keep_data: bool = False) -> None:
-        """Stop both servers and wait until their processes are gone."""
+        """Stop both servers (or both clusters) and wait until their processes are gone."""
+        if self._cluster_state() is not None:
+            self._down_cluster(keep_data=keep_data)
+            return
         kafka, redis = self._read_state()
         if kafka is not None:
             kafka.stop()
@@ -147,6 +186,8 @@ class DevStack:
 
     def status(self) -> StackStatus:
         """Each server's state: running, not answering, stopped or not started."""
+        if self._cluster_state() is not None:
+            return self._cluster_status()
         kafka, redis = self._read_state()
         kafka_state = _describe(
             kafka is not None and kafka.is_running(),
@@ -165,6 +206,68 @@ class DevStack:
         )
         pids = tuple(p.pid for p in (kafka, redis) if p is not None and p.is_running())
         return StackStatus(kafka_state, redis_state, addresses, pids)
+
+    # -- cluster mode: the state file names the two clusters' own state directories ----------
+
+    def kafka_cluster(self) -> KafkaCluster:
+        """The Kafka cluster of a ``cluster`` stack, to kill and restart its nodes (scale tests)."""
+        return self._kafka_cluster(self.fetch())
+
+    def _kafka_cluster(self, libs: Path | None = None) -> KafkaCluster:
+        return KafkaCluster(
+            self.state_dir / "kafka-cluster",
+            libs=libs,  # each node on the cluster's default heap: three must fit a small machine
+            timeout_s=self._settings.start_timeout_s,
+            tie_to_parent=self._tie_to_parent,
+        )
+
+    def _redis_cluster(self) -> RedisClusterStack:
+        return RedisClusterStack(
+            self.state_dir / "redis-cluster",
+            base_config=deploy_dir(self._settings) / "redis" / "redis.conf",
+            timeout_s=self._settings.start_timeout_s,
+            tie_to_parent=self._tie_to_parent,
+        )
+
+    def _up_cluster(self, libs: Path) -> StackAddresses:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._write_json({"mode": _CLUSTER_MODE})  # so that `down` finds a half-started one
+        try:
+            redis_url = self._redis_cluster().up()
+            bootstrap = self._kafka_cluster(libs).up()
+        except BaseException:
+            self._down_cluster(keep_data=False)
+            raise
+        self._write_json({"mode": _CLUSTER_MODE, "kafka": bootstrap, "redis": redis_url})
+        return StackAddresses(bootstrap, redis_url)
+
+    def _down_cluster(self, *, keep_data: bool) -> None:
+        self._kafka_cluster().down(keep_data=keep_data)
+        self._redis_cluster().down()
+        self._state_path.unlink(missing_ok=True)
+
+    def _cluster_status(self) -> StackStatus:
+        state = self._cluster_state() or {}
+        kafka = self._kafka_cluster().status()
+        redis_urls = self._redis_cluster().urls()
+        answering = [answers_ping(urlsplit(url).port or 6379) for url in redis_urls]
+        redis_state = _describe(all(answering), all(answering), not redis_urls)
+        addresses = None
+        if "kafka" in state and "redis" in state:
+            addresses = StackAddresses(str(state["kafka"]), str(state["redis"]))
+        return StackStatus(kafka.describe(), redis_state, addresses, kafka.pids, cluster=True)
+
+    def _cluster_state(self) -> dict[str, object] | None:
+        try:
+            state = json.loads(self._state_path.read_text())
+        except (OSError, ValueError):
+            return None  # no stack, or a single-node state that _read_state reports on
+        return state if state.get("mode") == _CLUSTER_MODE else None
+
+    def _write_json(self, state: dict[str, object]) -> None:
+        tmp = self._state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        tmp.replace(self._state_path)
 
     def _write_state(self, *, redis: RedisProcess, kafka: KafkaProcess | None) -> None:
         state: dict[str, object] = {

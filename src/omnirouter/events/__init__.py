@@ -28,7 +28,7 @@ from omnirouter.events.identifiers import (
     RejectedIdentifier,
     identifier_from_address,
 )
-from omnirouter.events.identity import CustomerUnmerged, MergeReview
+from omnirouter.events.identity import CustomerErased, CustomerUnmerged, MergeReview
 from omnirouter.events.models import (
     DEFAULT_TENANT,
     MAX_TEXT_CHARS,
@@ -104,6 +104,7 @@ __all__ = [
     "Content",
     "ContractModel",
     "CustomerEffort",
+    "CustomerErased",
     "CustomerMerged",
     "CustomerProfile",
     "CustomerUnmerged",

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from omnirouter.events.cases import CaseEvent, CaseRouted
 from omnirouter.events.desk import AgentAction
-from omnirouter.events.identity import CustomerUnmerged, MergeReview
+from omnirouter.events.identity import CustomerErased, CustomerUnmerged, MergeReview
 from omnirouter.events.models import (
     CustomerMerged,
     DeadLetter,
@@ -122,6 +122,17 @@ TOPICS: tuple[TopicSpec, ...] = (
         retention_ms=RETAIN_FOREVER,
         cleanup_policy="delete",
         description="Operator splits of merged customers, along the recorded merge history.",
+    ),
+    TopicSpec(
+        key="customers.erased",
+        model=CustomerErased,
+        key_description="customer_id that was erased (the canonical one)",
+        partitions=6,
+        # Kept forever: whoever rebuilds state from the log, or holds copies, must learn of every
+        # erasure, however late. The records hold ids and counts only, no personal data.
+        retention_ms=RETAIN_FOREVER,
+        cleanup_policy="delete",
+        description="Customers erased on request; purge every copy of these customer and case ids.",
     ),
     TopicSpec(
         key="identity.reviews",

@@ -13,6 +13,7 @@ from omnirouter.http.identity import identity_router
 from omnirouter.http.routing import routing_router
 from omnirouter.ingress.gateway import limit_body_size
 from omnirouter.pipeline.cases.operations import CaseOperations
+from omnirouter.pipeline.identity.erasure import CustomerErasure
 from omnirouter.pipeline.identity.operations import IdentityOperations
 from omnirouter.pipeline.routing.operations import RoutingOperations
 from omnirouter.settings import ApiSettings
@@ -24,6 +25,7 @@ def create_http_app(
     identity: IdentityOperations,
     cases: CaseOperations | None = None,
     routing: RoutingOperations | None = None,
+    erasure: CustomerErasure | None = None,
     extra_routers: Sequence[APIRouter] = (),
     max_body_bytes: int | None = None,
 ) -> FastAPI:
@@ -38,7 +40,7 @@ def create_http_app(
         description="Omni-channel message router: cases, customers and identity administration.",
     )
     admin = Depends(require_admin(api.admin_token))
-    app.include_router(identity_router(identity, admin=admin))
+    app.include_router(identity_router(identity, admin=admin, erasure=erasure))
     if cases is not None:
         app.include_router(cases_router(cases, admin=admin))
     if routing is not None:

@@ -1,13 +1,16 @@
-"""Identity administration over HTTP: look a customer up, list merge reviews, split a merge."""
+"""Identity administration over HTTP: look a customer up, list merge reviews, split a merge,
+erase a customer on request."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from omnirouter.events import DEFAULT_TENANT, CustomerUnmerged, Identifier
+from omnirouter.pipeline.identity.erasure import CustomerErasure
 from omnirouter.pipeline.identity.operations import IdentityOperations
 from omnirouter.pipeline.identity.store import UnmergeRefused
 
@@ -64,8 +67,20 @@ class UnmergeRequest(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
-def identity_router(operations: IdentityOperations, *, admin: Any) -> APIRouter:
-    """Routes under ``/api/identity``, every one behind ``admin``."""
+class ErasureView(BaseModel):
+    """What erasing a customer removed: ids and counts, never an identifier."""
+
+    customer_id: str = Field(description="The canonical customer erased.")
+    erased_customer_ids: list[str]
+    erased_case_ids: list[str]
+    removed: dict[str, int]
+    event_id: uuid.UUID = Field(description="The CustomerErased event announcing it.")
+
+
+def identity_router(
+    operations: IdentityOperations, *, admin: Any, erasure: CustomerErasure | None = None
+) -> APIRouter:
+    """Routes under ``/api/identity``, every one behind ``admin`` (erasure when given)."""
     router = APIRouter(prefix="/api/identity", tags=["identity"], dependencies=[admin])
 
     @router.get("/customers/{customer_id}", response_model=CustomerView)
@@ -139,5 +154,23 @@ def identity_router(operations: IdentityOperations, *, admin: Any) -> APIRouter:
         except UnmergeRefused as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         return outcome.event
+
+    if erasure is not None:
+
+        @router.delete("/customers/{customer_id}", response_model=ErasureView)
+        async def erase_customer(customer_id: str, tenant: Tenant = DEFAULT_TENANT) -> ErasureView:
+            """Erase a customer on request: identifiers, timeline, cases and profile of the
+            person (a merged id erases its survivor and everyone merged into it)."""
+            outcome = await erasure.erase(customer_id, tenant=tenant)
+            if outcome is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown customer {customer_id}")
+            report = outcome.report
+            return ErasureView(
+                customer_id=report.customer_id,
+                erased_customer_ids=list(report.customer_ids),
+                erased_case_ids=list(report.case_ids),
+                removed=report.counts(),
+                event_id=outcome.event.event_id,
+            )
 
     return router

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from fastapi import HTTPException, status
 
-from omnirouter.events import InteractionEvent
+from omnirouter.events import InteractionEvent, encode
 from omnirouter.ingress.dedupe import ProviderRetries
-from omnirouter.ingress.publishing import IngressPublisher, PublishFailed
+from omnirouter.ingress.publishing import EventTooLarge, IngressPublisher, PublishFailed
 from omnirouter.logs import get_logger
 from omnirouter.ops.metrics import count_ingress, observed
 
@@ -62,6 +62,9 @@ class Intake:
             return Accepted(event, duplicate=True)
         try:
             await self.publisher.publish(event)
+        except EventTooLarge as exc:
+            log.warning("event too large", provider=provider, size=exc.size, limit=exc.limit)
+            raise await self.too_large(event, exc, provider=provider) from None
         except PublishFailed as exc:
             log.warning("publish failed", provider=provider, error=str(exc))
             count_ingress(provider, "unavailable", channel=event.channel)
@@ -70,6 +73,27 @@ class Intake:
             await self._retries.remember(provider, message_id)
         count_ingress(provider, "accepted", channel=event.channel)
         return Accepted(event, duplicate=False)
+
+    async def too_large(
+        self, event: InteractionEvent, exc: EventTooLarge, *, provider: str
+    ) -> HTTPException:
+        """An event no Kafka record can hold: dead-letter it (truncated) and build the 413.
+
+        Raises:
+            HTTPException: 503 when even the dead letter could not be written.
+        """
+        try:
+            await self.publisher.dead_letter(
+                encode(event),
+                reason=str(exc),
+                error_type="EventTooLarge",
+                key=event.routing_key,
+                headers={"provider": provider},
+            )
+        except PublishFailed:
+            raise self.unavailable("the event store did not acknowledge the write") from None
+        count_ingress(provider, "rejected", channel=event.channel)
+        return HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc))
 
     async def reject(
         self, raw: bytes, *, provider: str, reason: str, key: str = ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kafka.errors import KafkaError
 
@@ -19,8 +19,12 @@ from omnirouter.events import (
     encode,
     topic_spec,
 )
+from omnirouter.events.oversize import RECORD_FRAMING_BYTES, oversized_dead_letter
 from omnirouter.logs import get_logger
 from omnirouter.ops.metrics import count_dead_letter, count_events
+
+if TYPE_CHECKING:
+    from omnirouter.settings import KafkaSettings
 
 INGRESS_STAGE = "ingress"
 log = get_logger(__name__)
@@ -28,6 +32,21 @@ log = get_logger(__name__)
 
 class PublishFailed(Exception):  # noqa: N818 - maps to HTTP 503, reads as the outcome
     """Kafka did not acknowledge the write in time; the caller must not report success."""
+
+
+KAFKA_MAX_REQUEST_BYTES = 1_048_576
+"""kafka-python's default ``max_request_size`` (a producer without a config uses it)."""
+
+
+class EventTooLarge(ValueError):  # noqa: N818 - maps to HTTP 413, reads as the outcome
+    """The event is bigger than one Kafka record may be: no retry can ever store it."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"the message makes a {size}-byte event; the event store takes at most {limit} bytes"
+        )
+        self.size = size
+        self.limit = limit
 
 
 def provider_event_id(provider: str, message_id: str) -> uuid.UUID:
@@ -48,15 +67,27 @@ class IngressPublisher:
         self._timeout_s = timeout_s
         self._inbound = topic_spec("interactions.inbound").name(topic_prefix)
         self._dead = topic_spec("deadletter").name(topic_prefix)
+        # Kafka refuses a bigger record whatever the retries; checked before sending, so a
+        # too-big message is a clear 413 rather than a 503 the provider would retry forever.
+        config = getattr(producer, "config", {})
+        self._limit = int(config.get("max_request_size", KAFKA_MAX_REQUEST_BYTES)) - (
+            RECORD_FRAMING_BYTES
+        )
 
     @classmethod
     def connect(
-        cls, bootstrap_servers: str, *, topic_prefix: str, timeout_s: float
+        cls,
+        bootstrap_servers: str,
+        *,
+        topic_prefix: str,
+        timeout_s: float,
+        security: KafkaSettings | None = None,
     ) -> IngressPublisher:
         """A publisher with its own producer, whose sends never block longer than the timeout."""
         producer = create_producer(
             bootstrap_servers,
             client_id="omnirouter-ingress",
+            security=security,
             max_block_ms=int(timeout_s * 1000),
             request_timeout_ms=int(timeout_s * 1000),
         )
@@ -73,10 +104,12 @@ class IngressPublisher:
 
         Raises:
             PublishFailed: the write was not acknowledged (the caller answers 503).
+            EventTooLarge: no Kafka record can hold it (the caller answers 413).
         """
-        await asyncio.to_thread(
-            self._send, self._inbound, event.routing_key.encode(), encode(event)
-        )
+        key, value = event.routing_key.encode(), encode(event)
+        if len(key) + len(value) > self._limit:
+            raise EventTooLarge(len(key) + len(value), self._limit)
+        await asyncio.to_thread(self._send, self._inbound, key, value)
         count_events(INGRESS_STAGE, "interactions.inbound", event.channel, "out")
 
     async def dead_letter(
@@ -101,7 +134,18 @@ class IngressPublisher:
             error_type=error_type,
             headers=headers,
         )
-        await asyncio.to_thread(self._send, self._dead, key.encode(), encode(letter))
+        value = encode(letter)
+        if len(key.encode()) + len(value) > self._limit:
+            letter = oversized_dead_letter(
+                letter,
+                value,
+                key.encode(),
+                topic=self._dead,
+                stage=INGRESS_STAGE,
+                limit=self._limit,
+            )
+            value = encode(letter)
+        await asyncio.to_thread(self._send, self._dead, key.encode(), value)
         count_events(INGRESS_STAGE, "deadletter", None, "out")
         count_dead_letter(INGRESS_STAGE, error_type)
 

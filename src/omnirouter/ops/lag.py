@@ -19,7 +19,7 @@ import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import OffsetSpec
@@ -34,6 +34,10 @@ from omnirouter.errors import OmnirouterError
 from omnirouter.logs import get_logger
 from omnirouter.ops.burrow import LagStatus, PartitionWindow, worst_status
 from omnirouter.ops.timelag import EndOffsetTable
+from omnirouter.security import kafka_python_security
+
+if TYPE_CHECKING:
+    from omnirouter.settings import KafkaSettings
 
 __all__ = [
     "GroupLag",
@@ -116,7 +120,12 @@ class LagMonitor:
     """
 
     def __init__(
-        self, bootstrap_servers: str, *, window: int, groups: tuple[str, ...] = ()
+        self,
+        bootstrap_servers: str,
+        *,
+        window: int,
+        groups: tuple[str, ...] = (),
+        security: KafkaSettings | None = None,
     ) -> None:
         """Watch ``groups`` (every consumer group when empty) on ``bootstrap_servers``.
 
@@ -124,10 +133,12 @@ class LagMonitor:
             bootstrap_servers: host:port[,host:port].
             window: samples per partition that Burrow's rules evaluate (at least 2).
             groups: consumer group ids to watch; empty means every group on the cluster.
+            security: the cluster's SASL/TLS settings (None: PLAINTEXT).
         """
         if window < 2:
             raise ValueError(f"window must be at least 2 samples, got {window}")
         self._bootstrap = bootstrap_servers
+        self._security = security
         self._window = window
         self._groups = tuple(groups)
         self._admin: KafkaAdminClient | None = None
@@ -178,12 +189,13 @@ class LagMonitor:
     def _client(self) -> KafkaAdminClient:
         if self._admin is None:
             # kafka-python waits for a broker for a long time when none answers: check first.
-            wait_for_kafka(self._bootstrap, timeout_s=_CONNECT_TIMEOUT_S)
+            wait_for_kafka(self._bootstrap, timeout_s=_CONNECT_TIMEOUT_S, security=self._security)
             self._admin = KafkaAdminClient(
                 bootstrap_servers=[s.strip() for s in self._bootstrap.split(",")],
                 client_id="omnirouter-lag-monitor",
                 request_timeout_ms=_REQUEST_TIMEOUT_MS,
                 bootstrap_timeout_ms=_REQUEST_TIMEOUT_MS,
+                **kafka_python_security(self._security),
             )
         return self._admin
 
@@ -259,25 +271,32 @@ class LagMonitor:
             self._windows.pop((group, tp), None)
             return PartitionLag(tp.topic, tp.partition, committed, 0, 0, 0.0, LagStatus.ERR.value)
         if committed is None:
-            # Owned but never committed: lag counts what the group has not read yet.
+            # Never committed: lag counts what the group has not read yet, from the log start.
             start = round_.starts.get(tp, end)
             lag = max(0, end - start)
-            status = LagStatus.OK if lag == 0 else LagStatus.ERR
-            return PartitionLag(
-                tp.topic, tp.partition, None, end, lag, table.time_lag(start, at), status.value
-            )
-        lag = max(0, end - committed)
+            if lag == 0 or not alive:
+                status = LagStatus.OK if lag == 0 else LagStatus.ERR
+                return PartitionLag(
+                    tp.topic, tp.partition, None, end, lag, table.time_lag(start, at), status.value
+                )
+            # A live member owns it and its first records just arrived: the first commit is
+            # due within the commit interval. Judge it by Burrow's rules from the log start
+            # (a stalled consumer still shows, after a window) rather than alarm at once.
+            position = start
+        else:
+            position = committed
+        lag = max(0, end - position)
         window = self._windows.get((group, tp))
         if window is None:
             window = self._windows[(group, tp)] = PartitionWindow(self._window)
-        window.record(at, committed, lag, consumer_alive=alive)
+        window.record(at, position, lag, consumer_alive=alive)
         return PartitionLag(
             tp.topic,
             tp.partition,
             committed,
             end,
             lag,
-            table.time_lag(committed, at),
+            table.time_lag(position, at),
             window.status(at).value,
         )
 

@@ -283,10 +283,20 @@ def count_round_trips(client: aioredis.Redis) -> aioredis.Redis:
 
     The pool's own connection class (TCP, TLS or Unix socket) is kept; counting is mixed in.
     """
+    nodes = getattr(client, "nodes_manager", None)
+    if nodes is not None:
+        # Redis Cluster: a pool per node, made as nodes are discovered, from these arguments.
+        base = nodes.connection_kwargs.get("connection_class", aioredis.Connection)
+        nodes.connection_kwargs["connection_class"] = _counting(base)
+        for node in nodes.startup_nodes.values():
+            node.connection_class = _counting(node.connection_class)
+        return client
     pool = client.connection_pool
-    base = pool.connection_class
-    if not issubclass(base, _RoundTripCounting):
-        pool.connection_class = type(
-            f"RoundTripCounting{base.__name__}", (_RoundTripCounting, base), {}
-        )
+    pool.connection_class = _counting(pool.connection_class)
     return client
+
+
+def _counting(base: type[Any]) -> type[Any]:
+    if issubclass(base, _RoundTripCounting):
+        return base
+    return type(f"RoundTripCounting{base.__name__}", (_RoundTripCounting, base), {})

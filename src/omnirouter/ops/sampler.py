@@ -80,7 +80,10 @@ class OpsSampler:
         self._interval_s = ops.lag_sample_interval_s
         # Connects on its first sample, on the lag thread: building it here costs nothing.
         self.monitor = monitor or LagMonitor(
-            bootstrap_servers, window=ops.lag_window, groups=ops.lag_groups
+            bootstrap_servers,
+            window=ops.lag_window,
+            groups=ops.lag_groups,
+            security=settings.kafka,
         )
         self.queue_state = queue_state
         self.worker_url = worker_metrics_url(settings)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
+
+from omnirouter.security import faust_broker_credentials
+
+if TYPE_CHECKING:
+    from omnirouter.settings import KafkaSettings
 
 
 def create_app(
@@ -12,6 +17,7 @@ def create_app(
     bootstrap_servers: str,
     *,
     replication_factor: int = 1,
+    security: KafkaSettings | None = None,
     **overrides: Any,
 ) -> faust.App:
     """A faust app configured for omnirouter's delivery guarantees.
@@ -20,7 +26,12 @@ def create_app(
     commit an offset past a message that is still being processed (faust-streaming #606), and a
     crash then loses it. ``processing_guarantee`` stays at-least-once on purpose; idempotency on
     ``event_id`` makes redelivery harmless, while faust's exactly-once mode is not relied on.
+
+    ``security`` brings the cluster's SASL/TLS settings and its replication factor (for the
+    topics faust declares itself).
     """
+    if security is not None and security.replication_factor is not None:
+        replication_factor = security.replication_factor
     brokers = [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",")]
     config: dict[str, Any] = {
         "broker": brokers,
@@ -34,8 +45,14 @@ def create_app(
         "consumer_auto_offset_reset": "earliest",
         # Wait for every in-sync replica before a produced record counts as written.
         "producer_acks": -1,
+        # faust's default (1,000,000 bytes) is below Kafka's own 1 MiB: an event with a text of
+        # the contract's maximum length (1M characters) would not fit on interactions.resolved.
+        "producer_max_request_size": 1_048_576,
         "broker_commit_every": 100,
         "broker_commit_interval": 1.0,
     }
+    credentials = faust_broker_credentials(security)
+    if credentials is not None:
+        config["broker_credentials"] = credentials
     config.update(overrides)
     return faust.App(app_id, **config)

@@ -14,14 +14,19 @@ from omnirouter.logs import get_logger
 T = TypeVar("T")
 log = get_logger(__name__)
 
-# Failures that pass: a restarting Redis, a broker moving leadership. Anything else is a bug or
-# bad data, and is handled by isolating the event that causes it, not by retrying forever.
+# Failures that pass: a restarting Redis, a Redis Cluster failing over, a broker moving
+# leadership. Anything else is a bug or bad data, and is handled by isolating the event that
+# causes it, not by retrying forever.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
     redis.exceptions.TryAgainError,
-    redis.exceptions.ClusterDownError,
+    # Redis Cluster, while a replica takes over its master's slots: CLUSTERDOWN, MASTERDOWN,
+    # "TTL exhausted" (MOVED followed too often), and slots the client's map has no node for.
+    # redis-py follows single MOVED/ASK redirections itself.
+    redis.exceptions.ClusterError,
+    redis.exceptions.SlotNotCoveredError,
     ConnectionError,
     TimeoutError,
     KafkaPythonError,

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from omnirouter.devstack import StackAddresses
 from omnirouter.events import (
@@ -24,6 +23,7 @@ from omnirouter.pipeline.cases.snapshot import case_snapshot
 from omnirouter.pipeline.cases.store import RedisCaseStore
 from omnirouter.settings import CaseSettings
 from support.events import identifier, inbound
+from support.stack import REDIS_MASTERS, async_redis
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ CUSTOMER = "cus_lifecycle"
 
 @pytest.fixture
 async def store(stack: StackAddresses, redis_prefix: str) -> AsyncIterator[RedisCaseStore]:
-    client = aioredis.Redis.from_url(stack.redis_url)
+    client = async_redis(stack.redis_url)
     settings = CaseSettings(reopen_window_s=3600, timeline_max_entries=20)
     yield RedisCaseStore(client, key_prefix=redis_prefix, settings=settings)
     await client.aclose()
@@ -221,7 +221,8 @@ async def test_a_batch_for_many_customers_is_one_round_trip(
 
     assert len(updates) == 25
     assert all(len(u.outcomes) == 3 and not u.folded_into for u in updates.values())
-    assert trips == 1, f"{trips} round trips for 75 events of 25 customers"
+    # One pipeline: a single round trip to each Redis server holding the customers.
+    assert 1 <= trips <= REDIS_MASTERS, f"{trips} round trips for 75 events of 25 customers"
 
 
 async def test_a_delivery_report_is_a_system_entry_not_a_response(store) -> None:  # type: ignore[no-untyped-def]

@@ -81,10 +81,12 @@ def gateway_settings(
 
 @pytest.fixture
 async def gateway(
-    stack: StackAddresses, unique_id: str, redis_prefix: str
+    stack: StackAddresses, unique_id: str, redis_prefix: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[Gateway]:
+    """The gateway; ``@pytest.mark.parametrize("gateway", [{...}], indirect=True)`` overrides
+    ingress settings for a test."""
     prefix = f"test.{unique_id}."
-    settings = gateway_settings(stack, prefix, redis_prefix)
+    settings = gateway_settings(stack, prefix, redis_prefix, **getattr(request, "param", {}))
     ensure_topics(
         stack.kafka_bootstrap_servers,
         [t._replace(partitions=1) for t in catalogue_topics(settings)],

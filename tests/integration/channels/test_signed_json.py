@@ -156,3 +156,26 @@ async def test_a_body_that_is_no_interaction_is_422_and_dead_lettered(gateway) -
     [letter] = await gateway.dead_letters(1)
     assert letter.original_value() == body
     assert letter.reason == detail
+
+
+# The production body limit (2 MB), above a Kafka record's 1 MiB.
+@pytest.mark.parametrize("gateway", [{"max_body_bytes": 2_000_000}], indirect=True)
+async def test_an_event_too_big_for_kafka_is_413_and_dead_lettered_truncated(gateway) -> None:  # type: ignore[no-untyped-def]
+    """Within the contract's text limit (chars) and the body limit, but over a Kafka record in
+    UTF-8 bytes: no retry could ever store it, so not 503 (retried forever) but 413, and kept."""
+    text = "é" * 600_000  # 600,000 characters, 1.2 MB in UTF-8
+    payload = {**INTERACTION, "message_id": "too-big", "text": text}
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    answer = await gateway.client.post(PATH, content=body, headers=signed(body))
+
+    assert answer.status_code == 413, answer.text
+    assert "the event store takes at most" in answer.json()["detail"]
+    [letter] = await gateway.dead_letters(1)
+    assert letter.stage == "ingress" and letter.error_type == "EventTooLarge"
+    assert letter.headers["truncated"] == "true"
+    kept = letter.original_value()
+    assert int(letter.headers["original_bytes"]) > 1_200_000 > 64 * 1024 == len(kept)
+    assert kept.startswith(b'{"event_id":')  # the start of the event, for a human to read
+    # Nothing reached the inbound topic but the sentinel.
+    events = await published_through_sentinel(gateway)
+    assert [e.provider.message_id for e in events] == ["sentinel"]

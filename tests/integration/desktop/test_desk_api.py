@@ -101,7 +101,7 @@ def test_an_agent_takes_the_case_replies_by_sms_and_transfers_it(router, provide
     assert case["case"]["assigned_agent_id"] == "ava"
 
     # Authorization: cid serves billing only.
-    assert cid.get(f"/desk/api/cases/{case_id}").status_code == 403
+    assert cid.get(f"/desk/api/cases/{case_id}").status_code == 404  # not even "exists"
     assert cid.get("/desk/api/queues/general").status_code == 403
 
     # ava replies on the customer's latest channel (SMS): it reaches the SMS provider.

@@ -88,7 +88,7 @@ def test_my_cases_transfer_targets_and_the_whole_timeline(router: RunningRouter)
 
     # Who may read it: as for the case itself.
     assert ben.get(f"/desk/api/cases/{case_id}/timeline").status_code == 200
-    assert cid.get(f"/desk/api/cases/{case_id}/timeline").status_code == 403
+    assert cid.get(f"/desk/api/cases/{case_id}/timeline").status_code == 404
     assert ava.get("/desk/api/cases/case_nope.cus_nope/timeline").status_code == 404
     assert ava.get(f"/desk/api/cases/{case_id}/timeline?limit=0").status_code == 422
     for client in (ava, ben, cid):

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from kafka import KafkaProducer
 
 from omnirouter.connections import create_producer, ensure_topics
@@ -21,16 +20,7 @@ from omnirouter.pipeline.identity.worker import IdentityWorker
 from omnirouter.runtime import catalogue_topics
 from omnirouter.settings import KafkaSettings, PipelineSettings, Settings
 from support.kafka import TopicReader
-
-
-class CountingRedis(aioredis.Redis):
-    """A Redis client that counts the commands it sends (a pipeline counts once)."""
-
-    round_trips = 0
-
-    async def execute_command(self, *args: Any, **options: Any) -> Any:
-        self.round_trips += 1
-        return await super().execute_command(*args, **options)
+from support.redis_trips import CountingRedis, counting_redis
 
 
 @dataclass
@@ -84,7 +74,7 @@ async def identity(
         stack.kafka_bootstrap_servers,
         [t._replace(partitions=min(t.partitions, 3)) for t in catalogue_topics(settings)],
     )
-    client = CountingRedis.from_url(stack.redis_url)
+    client = counting_redis(stack.redis_url)
     store = RedisIdentityStore(client, key_prefix=redis_prefix, policy=identity_policy)
     app = create_app(f"identity-{unique_id}", stack.kafka_bootstrap_servers)
     worker = IdentityWorker(

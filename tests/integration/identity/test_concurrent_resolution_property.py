@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import pytest
-import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +13,7 @@ from omnirouter.devstack import StackAddresses
 from omnirouter.events import Identifier, IdentifierKind
 from omnirouter.pipeline.identity.policy import IdentityPolicy
 from omnirouter.pipeline.identity.store import RedisIdentityStore, ResolveRequest
+from support.stack import async_redis
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,7 @@ def test_customers_equal_connected_components_under_concurrent_resolvers(
 
     async def scenario() -> None:
         prefix = f"test:prop:{uuid.uuid4().hex[:10]}"
-        clients = [aioredis.Redis.from_url(stack.redis_url) for _ in range(3)]
+        clients = [async_redis(stack.redis_url) for _ in range(3)]
         stores = [
             RedisIdentityStore(c, key_prefix=prefix, policy=IdentityPolicy.unguarded())
             for c in clients

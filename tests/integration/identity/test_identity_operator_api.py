@@ -16,6 +16,7 @@ from omnirouter.events import CustomerUnmerged, ResolvedInteraction
 from omnirouter.http import create_http_app
 from omnirouter.settings import ApiSettings
 from support.events import identifier, inbound
+from support.stack import redis_env
 
 pytestmark = pytest.mark.integration
 
@@ -107,6 +108,7 @@ async def test_unmerge_from_the_command_line(
         OMNIROUTER_REDIS__URL=stack.redis_url,
         OMNIROUTER_REDIS__KEY_PREFIX=redis_prefix,
     )
+    env.update(redis_env())  # a Redis Cluster when the session runs on one
     cli = [sys.executable, "-m", "omnirouter.cli", "identity"]
 
     shown = await asyncio.to_thread(

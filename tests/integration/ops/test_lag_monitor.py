@@ -22,7 +22,7 @@ from omnirouter.devstack import StackAddresses
 from omnirouter.devstack.network import free_port
 from omnirouter.ops.lag import GroupLag, LagCollector, LagMonitor, LagReport, lag_metrics
 from omnirouter.pipeline import create_app
-from support.waiting import eventually_async
+from support.waiting import eventually, eventually_async
 
 pytestmark = pytest.mark.integration
 
@@ -340,3 +340,46 @@ def test_a_broker_that_does_not_answer_marks_the_groups_err_instead_of_raising()
     assert report.sampled_at == 1000.0
     assert [(g.group, g.status) for g in report.groups] == [("orders", "ERR")]
     assert monitor.report() is report
+
+
+def test_a_live_member_before_its_first_commit_is_judged_by_the_rules_not_alarmed(
+    stack: StackAddresses, topic_factory: Callable[..., str], unique_id: str
+) -> None:
+    """Records just arrived on a partition a live consumer owns; its first commit is still due.
+    That is no missing data (ERR): the window starts from the log start, and only a consumer that
+    then makes no progress for a whole window is flagged (STALL)."""
+    from kafka import KafkaConsumer
+
+    topic = topic_factory("events", partitions=1)
+    group = f"fresh-{unique_id}"
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=stack.kafka_bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    producer = create_producer(stack.kafka_bootstrap_servers, client_id="lag-test")
+    try:
+        # Joined and owning the partition, never committing.
+        eventually(
+            lambda: consumer.poll(timeout_ms=200) is not None and consumer.assignment(),
+            timeout_s=30,
+            what="the consumer to own the partition",
+        )
+        for n in range(3):
+            producer.send(topic, b"event-%d" % n, partition=0).get(timeout=30)
+        with LagMonitor(stack.kafka_bootstrap_servers, window=3, groups=(group,)) as monitor:
+            first = monitor.sample(now=1000.0).group(group)
+            assert first is not None
+            assert (first.status, first.partitions[0].committed, first.partitions[0].lag) == (
+                "OK",
+                None,
+                3,
+            )
+            monitor.sample(now=1001.0)
+            stalled = monitor.sample(now=1002.0).group(group)
+        assert stalled is not None and stalled.status == "STALL"
+    finally:
+        producer.close()
+        consumer.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio as aioredis
 
 from omnirouter.connections import create_producer, ensure_topics
 from omnirouter.devstack import StackAddresses
@@ -16,6 +15,7 @@ from omnirouter.runtime import catalogue_topics
 from omnirouter.settings import CaseSettings, KafkaSettings, Settings
 from support.kafka import TopicReader
 from support.routing_env import RoutingEnv
+from support.stack import async_redis
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ async def routing(
         stack.kafka_bootstrap_servers,
         [t._replace(partitions=1) for t in catalogue_topics(settings)],
     )
-    client = aioredis.Redis.from_url(stack.redis_url)
+    client = async_redis(stack.redis_url)
     producer = create_producer(stack.kafka_bootstrap_servers, client_id="routing-test")
     outputs = [
         topic_spec(k).name(prefix)

@@ -8,11 +8,11 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-import redis.asyncio as aioredis
 
 from omnirouter.events import RoutingOutcome
 from omnirouter.pipeline.routing.engine import OfferRefused
 from support.routing_env import T0, decisions_in
+from support.stack import async_redis
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ RULES = "queues: [{id: general}]\ndefault_queue: general\ncapacity: {webchat: 2}
 
 
 async def test_no_case_is_assigned_twice_and_no_agent_exceeds_capacity(routing) -> None:  # type: ignore[no-untyped-def]
-    clients = [aioredis.Redis.from_url(routing.stack.redis_url) for _ in range(2)]
+    clients = [async_redis(routing.stack.redis_url) for _ in range(2)]
     routing.clients.extend(clients)
     workers = [routing.engine(RULES, client=c) for c in clients]
     for agent in ("a1", "a2", "a3"):

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from omnirouter.events import CaseStatus, RoutingOutcome
@@ -18,6 +17,7 @@ from omnirouter.pipeline.identity.store import RedisIdentityStore
 from omnirouter.pipeline.routing.operations import RoutingOperations
 from omnirouter.settings import ApiSettings
 from support.routing_env import T0, decisions_in
+from support.stack import async_redis
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ async def test_timers_fire_from_a_new_worker_and_a_claimed_timer_is_not_lost(rou
     assert ("sticky", request.case_id) in claimed
 
     # A new worker (new connection, new engine) starts: during the lease nothing fires twice...
-    client = aioredis.Redis.from_url(routing.stack.redis_url)
+    client = async_redis(routing.stack.redis_url)
     routing.clients.append(client)
     second_worker = routing.engine(STICKY, client=client)
     assert decisions_in(await second_worker.fire_due_timers(T0 + timedelta(seconds=70))) == []

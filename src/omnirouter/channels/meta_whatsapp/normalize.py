@@ -54,7 +54,8 @@ def parse_notification(raw: bytes) -> Mapping[str, Any]:
     """
     try:
         payload = json.loads(raw)
-    except ValueError as exc:
+    # RecursionError: nesting deeper than the parser's stack (a crafted body, not Meta's).
+    except (ValueError, RecursionError) as exc:
         raise NormalizationError(f"WhatsApp notification is not JSON ({exc})") from None
     if not isinstance(payload, dict):
         raise NormalizationError("WhatsApp notification is not a JSON object")

@@ -23,6 +23,7 @@ from omnirouter.channels.delivery import (
 from omnirouter.channels.webchat import protocol
 from omnirouter.events import IdentifierKind, InteractionEvent
 from omnirouter.redis_keys import ChatKeys
+from omnirouter.security import redis_client
 from omnirouter.settings import Settings
 
 PROVIDER = protocol.PROVIDER
@@ -53,7 +54,7 @@ async def _redis(
         return
     if settings.redis.url is None:
         raise PermanentDeliveryError("web chat replies need OMNIROUTER_REDIS__URL")
-    client = aioredis.Redis.from_url(settings.redis.url)
+    client = redis_client(settings.redis, settings.redis.url)
     try:
         yield client
     finally:

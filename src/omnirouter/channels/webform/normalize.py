@@ -166,7 +166,8 @@ def _decode(data: bytes, charset: str | None) -> str:
 def _json_fields(raw: bytes) -> list[Field]:
     try:
         document = json.loads(raw)
-    except ValueError as exc:
+    # RecursionError: nesting deeper than the parser's stack (a crafted body, not a form's).
+    except (ValueError, RecursionError) as exc:
         raise NormalizationError(f"form body is not JSON ({exc})") from None
     if not isinstance(document, dict):
         raise NormalizationError("form body is not a JSON object")

@@ -133,7 +133,8 @@ class RedisCaseStore:
         try:
             raw = await self._evalsha_all(calls)
         except NoScriptError:
-            # Redis restarted (or failed over) and lost its script cache: load and go again.
+            # Redis restarted, or a cluster node failed over to a replica that never loaded it,
+            # and lost its script cache: load it on every master and go again.
             # Safe to repeat: a script that did run made its entries replays.
             self._apply_sha = None
             raw = await self._evalsha_all(calls)
@@ -146,7 +147,9 @@ class RedisCaseStore:
             self._apply_sha = str(await self._client.script_load(self._apply_source))
         async with self._client.pipeline(transaction=False) as pipe:
             for keys, payload in calls:
-                pipe.evalsha(self._apply_sha, len(keys), *keys, payload)
+                # As a raw command: redis-py's cluster pipeline refuses its evalsha() method, but
+                # sends EVALSHA to the node of its keys' slot (one slot per call, see redis_keys).
+                pipe.execute_command("EVALSHA", self._apply_sha, len(keys), *keys, payload)
             return list(await pipe.execute())
 
     async def export(self, tenant: str, absorbed_id: str, survivor_id: str) -> dict[str, Any]:

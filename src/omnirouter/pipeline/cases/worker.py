@@ -41,7 +41,7 @@ from omnirouter.pipeline.cases.snapshot import case_context, case_events
 from omnirouter.pipeline.cases.store import CustomerRef, CustomerUpdate, RedisCaseStore
 from omnirouter.pipeline.retry import until_it_succeeds
 from omnirouter.pipeline.routing.engine import RoutingEngine
-from omnirouter.pipeline.routing.requests import request_for_case
+from omnirouter.pipeline.routing.requests import request_for_case, routing_due
 from omnirouter.pipeline.stream import Outgoing, finish_even_if_stopping, publish, raw_topic
 from omnirouter.settings import CaseSettings, PipelineSettings
 
@@ -206,14 +206,18 @@ class CaseWorker:
                 redirected[(tenant, target)].extend(work[(tenant, customer_id)])
         if redirected:
             updates.update(await self._apply(redirected, outgoing))
+        announced: dict[str, dict[str, str]] = defaultdict(dict)
         for (tenant, customer_id), update in updates.items():
             if update.folded_into:
                 continue
             outgoing.extend(self._announcements(tenant, customer_id, update))
             if self._router is not None:
                 outgoing.extend(
-                    await self._route_new_cases(tenant, customer_id, update, received_at or {})
+                    await self._route_new_cases(
+                        tenant, customer_id, update, received_at or {}, announced[tenant]
+                    )
                 )
+                outgoing.extend(await self._release_closed_cases(tenant, update))
         await publish(
             self._app,
             outgoing,
@@ -222,6 +226,15 @@ class CaseWorker:
             max_backoff_s=self._pipeline.retry_max_backoff_s,
         )
         count_published(STAGE, outgoing)
+        if self._router is not None and any(announced.values()):
+            # Only now, with Kafka's acknowledgement: a crash before this line replays the
+            # batch, and the routing of its new cases is announced again (same event ids).
+            store = self._router.store
+            await until_it_succeeds(
+                lambda: store.mark_announced(announced),
+                what="routing.mark_announced",
+                max_backoff_s=self._pipeline.retry_max_backoff_s,
+            )
 
     async def _apply(
         self, work: dict[CustomerRef, list[dict[str, Any]]], dead: list[Outgoing]
@@ -272,25 +285,55 @@ class CaseWorker:
         customer_id: str,
         update: CustomerUpdate,
         received_at: dict[str, datetime],
+        announced: dict[str, str],
     ) -> list[Outgoing]:
         # A case that is new (just opened or reopened, or left unrouted by a crash before its
-        # routing) is routed; routing itself ignores a case already offered or assigned.
+        # routing) is routed; routing itself ignores a case already offered or assigned. A
+        # redelivered opener re-announces its decision: a crash may have come before it was
+        # published, after the case had left "new".
         router = self._router
         assert router is not None
         out: list[Outgoing] = []
         for case_id, doc in update.cases.items():
-            if doc.get("status") != "new":
+            due = routing_due(case_id, doc.get("status", ""), update.outcomes)
+            if due is None:
                 continue
             context = case_context(customer_id, doc, update.context)
             request = request_for_case(tenant, doc, context)
-            cause = next((o.event_id for o in update.outcomes if o.case_id == case_id), case_id)
             routed = await until_it_succeeds(
-                lambda r=request, c=cause: router.route(r, cause=c),  # type: ignore[misc]
+                lambda r=request, d=due: router.route(  # type: ignore[misc]
+                    r, cause=d.cause, repeatable=True, replay_only=d.replay_only
+                ),
                 what="routing.route",
                 max_backoff_s=self._pipeline.retry_max_backoff_s,
             )
-            observe_end_to_end(received_at.get(cause), routed)
+            observe_end_to_end(received_at.get(due.cause), routed)
+            if routed:
+                announced[case_id] = due.cause
             out.extend(routed)
+        return out
+
+    async def _release_closed_cases(self, tenant: str, update: CustomerUpdate) -> list[Outgoing]:
+        # A case closed here (folded into the survivor's case by a merge) leaves routing: its
+        # queue entry, offer and timers go, and an agent holding it gets the capacity back. Without
+        # this, agents were offered (and could accept) a case that no longer existed as such.
+        router = self._router
+        assert router is not None
+        out: list[Outgoing] = []
+        closed = {
+            t["case_id"]
+            for outcome in update.outcomes
+            for t in outcome.transitions
+            if t.get("to") == "closed" and t.get("case_id")
+        }
+        for case_id in sorted(closed):
+            out.extend(
+                await until_it_succeeds(
+                    lambda c=case_id: router.release(tenant, c),  # type: ignore[misc]
+                    what="routing.release",
+                    max_backoff_s=self._pipeline.retry_max_backoff_s,
+                )
+            )
         return out
 
     def _announcements(

@@ -259,9 +259,11 @@ class RedisIdentityStore:
                 break
             root = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
         async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hgetall(keys.customer(root))
-            pipe.smembers(keys.customer_identifiers(root))
-            pipe.lrange(keys.customer_merges(root), 0, -1)
+            # Raw commands: redis-py 8.1's cluster MULTI hands read commands' cache hints to
+            # their reply parsers, which refuse them (TypeError). One slot, so MULTI is fine.
+            pipe.execute_command("HGETALL", keys.customer(root))
+            pipe.execute_command("SMEMBERS", keys.customer_identifiers(root))
+            pipe.execute_command("LRANGE", keys.customer_merges(root), 0, -1)
             fields, addresses, merges = await pipe.execute()
         if not fields:
             return None

@@ -80,8 +80,16 @@ class RoutingEngine:
         now: datetime | None = None,
         clear_timers: tuple[str, ...] = (),
         previous_queue: str | None = None,
+        repeatable: bool = False,
+        replay_only: bool = False,
     ) -> list[Outgoing]:
-        """Offer a case to the best eligible agent, or queue it; announce the decision."""
+        """Offer a case to the best eligible agent, or queue it; announce the decision.
+
+        A ``repeatable`` cause is a stream event (the case worker's input), which a crash can
+        deliver again: the same cause again announces the decision made for it before, with
+        the same event ids, instead of deciding anew. ``replay_only`` makes only such a repeat,
+        never a new decision (the event is known to be a redelivery).
+        """
         now = now or datetime.now(UTC)
         previous_queue = previous_queue or request.queue_id
         tenant = request.tenant
@@ -102,6 +110,9 @@ class RoutingEngine:
             tenant,
             {
                 "case_id": request.case_id,
+                "cause": cause,
+                "repeatable": repeatable or replay_only,
+                "replay_only": replay_only,
                 "channel": str(request.channel),
                 "request": request_to_json(request).decode(),
                 "candidates": list(decision.eligible),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from omnirouter.events import CaseContext, Channel, TimelineEntryKind
-from omnirouter.pipeline.cases.store import as_list
+from omnirouter.pipeline.cases.store import EntryOutcome, as_list
 from omnirouter.pipeline.routing.decide import RoutingRequest
 
 
@@ -38,3 +40,32 @@ def request_for_case(tenant: str, doc: dict[str, Any], context: CaseContext) -> 
         attributes=dict(profile.attributes),
         previous_agents=context.previous_agents,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingDue:
+    """A case of a case-worker batch that routing must look at, and why."""
+
+    cause: str
+    replay_only: bool
+
+
+# Statuses in which a case is still in routing's hands: its announcement may still be owed.
+_IN_ROUTING = frozenset({"queued", "offered"})
+
+
+def routing_due(case_id: str, status: str, outcomes: Sequence[EntryOutcome]) -> RoutingDue | None:
+    """Whether a case touched by a batch is routed, and with which cause (the event that
+    opened or reopened it, so a redelivery of that event repeats the same cause).
+
+    A new case is routed. A case routing already took up is looked at again only when the
+    event that opened it is redelivered (a crash came after routing changed its state, maybe
+    before the decision was published): then the decision made for it is announced again.
+    """
+    opener = next((o for o in outcomes if case_id in (o.opened, o.reopened)), None)
+    if status == "new":
+        first = opener or next((o for o in outcomes if o.case_id == case_id), None)
+        return RoutingDue(first.event_id if first else case_id, replay_only=False)
+    if opener is not None and opener.replayed and status in _IN_ROUTING:
+        return RoutingDue(opener.event_id, replay_only=True)
+    return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import resources
@@ -135,6 +135,17 @@ class RoutingStore:
         )
         result: dict[str, Any] = orjson.loads(raw)
         return result
+
+    async def mark_announced(self, causes: Mapping[str, Mapping[str, str]]) -> None:
+        """Record, per tenant, case_id -> the cause whose decision Kafka acknowledged (one
+        pipelined round trip), so a redelivery of that cause announces nothing again."""
+        if not causes:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for tenant, by_case in causes.items():
+                for case_id, cause in by_case.items():
+                    pipe.hset(self.keys(tenant).announced, case_id, cause)
+            await pipe.execute()
 
     async def respond(
         self, tenant: str, case_id: str, agent_id: str, action: str, now: datetime

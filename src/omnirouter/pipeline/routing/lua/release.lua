@@ -37,6 +37,8 @@ end
 redis.call('HDEL', KEYS[3], r.case_id)
 redis.call('HDEL', KEYS[4], r.case_id)
 redis.call('HDEL', KEYS[5], r.case_id)
+redis.call('HDEL', KEYS[9], r.case_id)
+redis.call('HDEL', KEYS[10], r.case_id)
 for _, kind in ipairs({'offer', 'sticky', 'escalate', 'sla', 'open'}) do
   redis.call('ZREM', KEYS[6], kind .. '|' .. r.case_id)
 end

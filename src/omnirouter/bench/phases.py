@@ -1,0 +1,297 @@
+"""One phase of the bench: find the maximum sustainable rate, then measure at 50% and 90%.
+
+:class:`KafkaPhase` drives the load generator onto a topic and meters the output topic (the
+pipeline worker or the raw baseline between them); :func:`gateway_phase` posts webhooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import redis
+
+from omnirouter.bench.gateway import SignedWebhooks, offer_webhooks
+from omnirouter.bench.loadgen import GeneratorHandle, StepReport
+from omnirouter.bench.measure import OutputMeter
+from omnirouter.bench.options import BenchOptions
+from omnirouter.bench.processes import CpuWindow, ProcessSampler, metric_total, scrape
+from omnirouter.bench.schedule import StepPlan
+from omnirouter.bench.stats import RateSearch, backlog_verdict, summarize_latencies
+
+__all__ = ["KafkaPhase", "gateway_phase"]
+
+_SAMPLE_EVERY_S = 0.25
+_STALL_S = 15.0
+_LEAD_S = 0.3  # between planning a step and its first event: time to hand the plan over
+_STAGES = ("identity", "cases", "routing", "other")
+
+
+async def _sleep_until(moment: float) -> None:
+    delay = moment - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def _redis_commands(url: str) -> float:
+    client = redis.Redis.from_url(url)
+    try:
+        return float(client.info("stats")["total_commands_processed"])
+    finally:
+        client.close()
+
+
+async def _search(
+    options: BenchOptions,
+    start: float,
+    ceiling: float,
+    measure: Callable[[str, float, float], Any],
+    fractions: tuple[float, ...] = (0.5, 0.9),
+) -> dict[str, Any]:
+    search = RateSearch(
+        start, growth=options.growth, refinements=options.refinements, ceiling=ceiling
+    )
+    steps = []
+    while (rate := search.next_rate()) is not None:
+        step = await measure("search", rate, options.steady_s)
+        steps.append(step)
+        search.record(rate, step["sustainable"])
+    best = search.best_ok
+    result: dict[str, Any] = {
+        "max_sustainable": best,
+        "search_ceiling": round(ceiling),
+        # Sustainable up to what the load generator can offer: the real maximum is higher.
+        "limited_by_generator": best is not None and best >= search.ceiling * 0.95,
+    }
+    for fraction in fractions if best is not None else ():
+        assert best is not None
+        run = await measure(f"{fraction:.0%}", best * fraction, options.final_steady_s)
+        result[f"at_{fraction * 100:.0f}"] = run
+        steps.append(run)
+    result["steps"] = steps
+    return result
+
+
+class KafkaPhase:
+    """Offers events on ``input_topic`` and meters what the system under test outputs."""
+
+    def __init__(
+        self,
+        name: str,
+        options: BenchOptions,
+        generator: GeneratorHandle,
+        meter: OutputMeter,
+        *,
+        input_topic: str,
+        samplers: dict[str, ProcessSampler],
+        progress: Callable[[str], None],
+        metrics_url: str | None = None,
+        redis_url: str | None = None,
+    ) -> None:
+        """Prepare the phase; nothing is sent until :meth:`prime` or a step."""
+        self.name = name
+        self._options = options
+        self._generator = generator
+        self._meter = meter
+        self._topic = input_topic
+        self._samplers = samplers
+        self._progress = progress
+        self._metrics_url = metrics_url
+        self._redis_url = redis_url
+        self._step = 0
+
+    def _plan(self, rate: float, warmup_s: float, steady_s: float) -> StepPlan:
+        self._step += 1
+        return StepPlan(self._step, rate, time.monotonic() + _LEAD_S, warmup_s, steady_s)
+
+    async def prime(self) -> None:
+        """Every customer's first contact on each channel, so the steps measure known people."""
+        count = int(self._generator.info["first_contacts"])
+        rate = self._options.prime_rate
+        plan = self._plan(rate, 0.0, count / rate)
+        track = self._meter.expect(plan)
+        self._progress(f"{self.name}: priming {count:,} first contacts at {rate:,.0f}/s")
+        report = await self._generator.run(plan, topic=self._topic, source="first_contacts")
+        track.expected = report.acked
+        drained = await self._drain(timeout_s=300.0)
+        self._progress(
+            f"{self.name}: primed {track.received:,}/{report.acked:,} in "
+            f"{time.monotonic() - plan.t0:.1f} s" + ("" if drained else " (not drained)")
+        )
+
+    async def search_and_measure(self, start: float, ceiling: float) -> dict[str, Any]:
+        """The maximum sustainable rate, then the 50% and 90% runs."""
+        result = await _search(self._options, start, ceiling, self.step)
+        self._progress(f"{self.name}: maximum sustainable rate {result['max_sustainable']}/s")
+        return result
+
+    async def step(self, label: str, rate: float, steady_s: float) -> dict[str, Any]:
+        """Offer ``rate`` for a warm-up and a steady window; measure the steady window."""
+        meter = self._meter
+        plan = self._plan(rate, self._options.warmup_s, steady_s)
+        track = meter.expect(plan)
+        self._progress(
+            f"{self.name} {label}: offering {rate:,.0f}/s for {plan.warmup_s:g}+{plan.steady_s:g} s"
+        )
+        sending = asyncio.create_task(self._generator.run(plan, topic=self._topic))
+        await _sleep_until(plan.steady_from)
+        window = CpuWindow(self._samplers)
+        window.open()
+        before = await self._counters()
+        received_before = track.received
+        samples: list[tuple[float, int]] = []
+        while (now := time.monotonic()) < plan.ends_at:
+            meter.check()
+            if sending.done():
+                sending.result()  # a failed generator raises here rather than looking like lag
+            samples.append((now, track.backlog(now)))
+            await asyncio.sleep(min(_SAMPLE_EVERY_S, plan.ends_at - now))
+        now = time.monotonic()
+        samples.append((now, track.backlog(now)))
+        delivered = (track.received - received_before) / max(1e-9, now - plan.steady_from)
+        processes = window.close()
+        after = await self._counters()
+        report: StepReport = await sending
+        track.expected = report.acked
+        drained = await self._drain(timeout_s=max(60.0, 4 * (plan.warmup_s + steady_s)))
+        verdict = backlog_verdict(samples, rate)
+        sustainable = verdict.bounded and report.errors == 0 and drained
+        latency = summarize_latencies(track.latencies_s)
+        entry = {
+            "label": label,
+            "offered": rate,
+            "delivered": round(delivered),
+            "sustainable": sustainable,
+            "reason": verdict.reason if drained else f"{verdict.reason}; did not drain",
+            "backlog_growth_per_s": round(verdict.growth_per_s, 1),
+            "final_backlog": verdict.final_backlog,
+            "missing": report.acked - track.received,
+            "latency": latency.as_dict(),
+            "generator": report.as_dict(),
+            "processes": processes,
+            "redis": _redis_per_event(before, after),
+        }
+        self._progress(
+            f"{self.name} {label}: {rate:,.0f}/s offered, {delivered:,.0f}/s out, "
+            f"p50 {latency.p50_ms:.1f} ms p99 {latency.p99_ms:.1f} ms, {verdict.reason}"
+            f" → {'sustainable' if sustainable else 'NOT sustainable'}"
+        )
+        return entry
+
+    async def _drain(self, *, timeout_s: float) -> bool:
+        # Polls a condition with a deadline: every step's events out, or nothing coming out at
+        # all for a while (what is left then is missing: dead-lettered or lost).
+        meter = self._meter
+        deadline = time.monotonic() + timeout_s
+        last, last_change = meter.records, time.monotonic()
+        while meter.outstanding() > 0:
+            meter.check()
+            now = time.monotonic()
+            if meter.records != last:
+                last, last_change = meter.records, now
+            if now > deadline or now - last_change > _STALL_S:
+                return False
+            await asyncio.sleep(0.1)
+        return True
+
+    async def _counters(self) -> dict[str, float]:
+        counters: dict[str, float] = {}
+        if self._metrics_url is not None:
+            text = await asyncio.to_thread(scrape, self._metrics_url)
+            counters["round_trips"] = metric_total(text, "omnirouter_redis_round_trips_total")
+            for stage in _STAGES:
+                counters[f"round_trips.{stage}"] = metric_total(
+                    text, "omnirouter_redis_round_trips_total", stage=stage
+                )
+            counters["events_in"] = metric_total(
+                text, "omnirouter_events_total", stage="identity", direction="in"
+            )
+        if self._redis_url is not None:
+            counters["commands"] = await asyncio.to_thread(_redis_commands, self._redis_url)
+        return counters
+
+
+def _redis_per_event(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    events = after.get("events_in", 0.0) - before.get("events_in", 0.0)
+    if events <= 0:
+        return {}
+
+    def per_event(key: str) -> float:
+        return round((after.get(key, 0.0) - before.get(key, 0.0)) / events, 4)
+
+    return {
+        "events": int(events),
+        "round_trips_per_event": per_event("round_trips"),
+        "round_trips_per_event_by_stage": {s: per_event(f"round_trips.{s}") for s in _STAGES},
+        "commands_per_event": per_event("commands"),
+    }
+
+
+async def gateway_phase(
+    options: BenchOptions,
+    *,
+    url: str,
+    auth_token: str,
+    samplers: dict[str, ProcessSampler],
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """Webhooks per second with 2xx from one gateway process, and latency at 50% of that."""
+    target = SignedWebhooks(url, auth_token)
+    ((body, signature),) = target.build(1, seed=0)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url,
+            data=body,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": signature,
+            },
+        ) as response,
+    ):
+        if response.status != 200:
+            raise RuntimeError(f"gateway answered {response.status}: {await response.text()}")
+    counter = iter(range(1, 10_000))
+
+    async def measure(label: str, rate: float, steady_s: float) -> dict[str, Any]:
+        step = next(counter)
+        total = StepPlan(step, rate, 0.0, options.warmup_s, steady_s).total
+        bodies = target.build(total, seed=step)
+        plan = StepPlan(step, rate, time.monotonic() + _LEAD_S, options.warmup_s, steady_s)
+        progress(f"gateway {label}: offering {rate:,.0f} webhooks/s")
+        window = CpuWindow(samplers)
+
+        async def open_window() -> None:
+            await _sleep_until(plan.steady_from)
+            window.open()
+
+        opener = asyncio.create_task(open_window())
+        outcome = await offer_webhooks(plan, target, bodies)
+        await opener
+        verdict = outcome.verdict()
+        latency = outcome.latency()
+        entry = {
+            "label": label,
+            "offered": rate,
+            "sustainable": verdict.bounded,
+            "reason": verdict.reason,
+            "backlog_growth_per_s": round(verdict.growth_per_s, 1),
+            "final_backlog": verdict.final_backlog,
+            "statuses": dict(outcome.statuses),
+            "latency": latency.as_dict(),
+            "processes": window.close(),
+        }
+        progress(
+            f"gateway {label}: {rate:,.0f}/s offered, p50 {latency.p50_ms:.1f} ms "
+            f"p99 {latency.p99_ms:.1f} ms, {verdict.reason}"
+            f" → {'sustainable' if verdict.bounded else 'NOT sustainable'}"
+        )
+        return entry
+
+    # The issue asks for the gateway's latency at 50% only.
+    result = await _search(options, options.gateway_start, 20_000.0, measure, (0.5,))
+    progress(f"gateway: maximum sustainable rate {result['max_sustainable']} webhooks/s")
+    return result

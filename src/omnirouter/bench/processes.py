@@ -1,0 +1,176 @@
+"""The processes under test: started as `omnirouter run` starts them, sampled for CPU and RSS.
+
+CPU and memory come from psutil when it is installed, else from ``/proc/<pid>/stat`` and
+``/proc/<pid>/status`` (Linux), so the numbers never depend on an optional package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omnirouter.devstack.processes import die_with_parent
+from omnirouter.errors import StackError
+
+__all__ = [
+    "CpuWindow",
+    "ProcessSampler",
+    "RouterProcess",
+    "metric_total",
+    "scrape",
+]
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+class ProcessSampler:
+    """CPU seconds and resident memory of one process."""
+
+    def __init__(self, pid: int) -> None:
+        """Sample process ``pid``."""
+        self.pid = pid
+        self._process: Any = None
+        try:
+            # Imported by name: psutil is an optional extra and ships no type stubs.
+            psutil = importlib.import_module("psutil")
+        except ImportError:
+            return
+        self._process = psutil.Process(pid)
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the process has used so far."""
+        if self._process is not None:
+            times = self._process.cpu_times()
+            return float(times.user + times.system)
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # Fields 14 and 15 of stat (utime, stime), counted after the ")" that ends the name.
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+    def rss_bytes(self) -> int:
+        """Resident set size now."""
+        if self._process is not None:
+            return int(self._process.memory_info().rss)
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+
+@dataclass
+class CpuWindow:
+    """CPU use of some processes between :meth:`open` and :meth:`close`, as cores busy."""
+
+    samplers: dict[str, ProcessSampler]
+    _start_wall: float = 0.0
+    _start_cpu: dict[str, float] | None = None
+
+    def open(self) -> None:
+        """Start the window."""
+        self._start_wall = time.monotonic()
+        self._start_cpu = {name: s.cpu_seconds() for name, s in self.samplers.items()}
+
+    def close(self) -> dict[str, dict[str, float]]:
+        """Per process: cores used on average over the window, and RSS in MiB now."""
+        assert self._start_cpu is not None, "open() first"
+        wall = max(1e-9, time.monotonic() - self._start_wall)
+        result = {}
+        for name, sampler in self.samplers.items():
+            try:
+                used = sampler.cpu_seconds() - self._start_cpu[name]
+                rss = sampler.rss_bytes()
+            except (OSError, ValueError, LookupError):
+                continue  # a process that went away has nothing more to say
+            result[name] = {"cpu_cores": round(used / wall, 3), "rss_mib": round(rss / 2**20, 1)}
+        return result
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def metric_total(text: str, name: str, **labels: str) -> float:
+    """The sum of every sample of ``name`` in Prometheus text whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match is None or match.group(1) != name:
+            continue
+        found = dict(_LABEL.findall(match.group(3) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match.group(4))
+    return total
+
+
+def scrape(url: str, timeout_s: float = 5.0) -> str:
+    """The text of a /metrics page."""
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - our own loopback URL
+        body: bytes = response.read()
+    return body.decode()
+
+
+class RouterProcess:
+    """One `omnirouter worker` or `omnirouter serve`, a child as `omnirouter run` starts it."""
+
+    def __init__(self, command: str, env: dict[str, str]) -> None:
+        """Prepare ``omnirouter command`` with environment ``env``."""
+        self.command = command
+        self.env = env
+        self._dir = Path(tempfile.mkdtemp(prefix=f"omnirouter-bench-{command}-"))
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        assert self._process is not None, "start() first"
+        return self._process.pid
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        """Start the child and return once it says it is ready.
+
+        Raises:
+            StackError: it exited or did not get ready in time (its log is in the message).
+        """
+        ready = self._dir / "ready"
+        log = (self._dir / "log").open("wb")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "omnirouter.cli", self.command, "--ready-file", str(ready)],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while not ready.exists():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = (self._dir / "log").read_text(errors="replace")[-2000:]
+                raise StackError(f"omnirouter {self.command} did not start:\n{tail}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it does not stop within 45 s."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+    def log_tail(self, chars: int = 2000) -> str:
+        """The end of the child's output."""
+        path = self._dir / "log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""

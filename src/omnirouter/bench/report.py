@@ -1,0 +1,202 @@
+"""The bench's outputs: result.json, chart.png and the markdown table for the README."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TARGETS", "chart", "markdown_table", "target_checks", "write_result"]
+
+# (name, the result's value path, comparison, target) — the issue's targets for a 2-core machine.
+TARGETS: tuple[tuple[str, tuple[str, ...], str, float], ...] = (
+    ("events/s end to end, one worker", ("pipeline", "max_sustainable"), ">=", 10_000),
+    ("p99 at 50% of max (ms)", ("pipeline", "at_50", "latency", "p99_ms"), "<=", 50),
+    (
+        "Redis round trips per event",
+        ("pipeline", "at_90", "redis", "round_trips_per_event"),
+        "<=",
+        0.1,
+    ),
+    ("ratio to raw Kafka baseline", ("ratio",), ">=", 0.3),
+    ("gateway webhooks/s, one process", ("gateway", "max_sustainable"), ">=", 3_000),
+    ("gateway p99 at 50% (ms)", ("gateway", "at_50", "latency", "p99_ms"), "<=", 20),
+)
+
+
+def _get(result: Mapping[str, Any], path: Sequence[str]) -> Any:
+    value: Any = result
+    for part in path:
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def target_checks(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each target with the measured value and whether it was met (None: not measured)."""
+    checks = []
+    for name, path, op, target in TARGETS:
+        value = _get(result, path)
+        if not isinstance(value, int | float) or math.isnan(value):
+            met = None
+        else:
+            met = value >= target if op == ">=" else value <= target
+        checks.append({"target": name, "wanted": f"{op} {target:g}", "measured": value, "met": met})
+    return checks
+
+
+def _num(value: Any, digits: int = 0) -> str:
+    if not isinstance(value, int | float) or math.isnan(value):
+        return "—"
+    if digits == 0:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
+
+
+def _latency(run: Any) -> str:
+    latency = _get(run or {}, ("latency",)) or {}
+    return " / ".join(_num(latency.get(k), 1) for k in ("p50_ms", "p99_ms", "p999_ms"))
+
+
+def _cpu(run: Any, name: str) -> str:
+    proc = _get(run or {}, ("processes", name)) or {}
+    return f"{_num(proc.get('cpu_cores'), 2)} cores, {_num(proc.get('rss_mib'))} MiB"
+
+
+def markdown_table(result: Mapping[str, Any]) -> str:
+    """The measured table, as the README keeps it."""
+    pipeline = result.get("pipeline") or {}
+    baseline = result.get("baseline") or {}
+    gateway = result.get("gateway") or {}
+    generator = result.get("generator") or {}
+    met = {c["target"]: c["met"] for c in target_checks(result)}
+
+    def mark(name: str) -> str:
+        return {True: "✅", False: "❌", None: ""}[met.get(name)]
+
+    p50, b50 = pipeline.get("at_50"), baseline.get("at_50")
+    p90, b90 = pipeline.get("at_90"), baseline.get("at_90")
+    rows = [
+        (
+            "max sustainable rate (events/s)",
+            _num(pipeline.get("max_sustainable")),
+            _num(baseline.get("max_sustainable")),
+            f"≥ 10,000 {mark('events/s end to end, one worker')}",
+        ),
+        (
+            "ratio to the baseline",
+            _num(result.get("ratio"), 2),
+            "1.00",
+            f"≥ 0.3 {mark('ratio to raw Kafka baseline')}",
+        ),
+        (
+            "p50 / p99 / p99.9 at 50% (ms)",
+            _latency(p50),
+            _latency(b50),
+            f"p99 ≤ 50 {mark('p99 at 50% of max (ms)')}",
+        ),
+        ("p50 / p99 / p99.9 at 90% (ms)", _latency(p90), _latency(b90), ""),
+        (
+            "Redis round trips per event (worker counter)",
+            _num(_get(p90 or {}, ("redis", "round_trips_per_event")), 3),
+            "—",
+            f"≤ 0.1 {mark('Redis round trips per event')}",
+        ),
+        (
+            "Redis commands per event (INFO)",
+            _num(_get(p90 or {}, ("redis", "commands_per_event")), 3),
+            "—",
+            "",
+        ),
+        (
+            "CPU / RSS at 90% (worker; baseline process)",
+            _cpu(p90, "worker"),
+            _cpu(b90, "baseline"),
+            "",
+        ),
+        (
+            "gateway: webhooks/s with 2xx (acks=all), one process",
+            _num(gateway.get("max_sustainable")),
+            "—",
+            f"≥ 3,000 {mark('gateway webhooks/s, one process')}",
+        ),
+        (
+            "gateway: p50 / p99 / p99.9 at 50% (ms)",
+            _latency(gateway.get("at_50")),
+            "—",
+            f"p99 ≤ 20 {mark('gateway p99 at 50% (ms)')}",
+        ),
+        ("gateway CPU / RSS at 50%", _cpu(gateway.get("at_50"), "serve"), "—", ""),
+        ("load generator alone (events/s, acks=all)", _num(generator.get("capacity")), "—", ""),
+    ]
+    lines = ["| measure | pipeline | raw Kafka baseline | target |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    machine = result.get("machine") or {}
+    lines.append("")
+    lines.append(
+        f"Measured by `{result.get('command', 'make bench')}` on {machine.get('cpus', '?')} cores "
+        f"({machine.get('platform', '?')}, Python {machine.get('python', '?')}), broker and "
+        f"Redis on the same host, {result.get('started_at', '?')}; events ≈ "
+        f"{_num(generator.get('mean_event_bytes'))} bytes."
+    )
+    return "\n".join(lines)
+
+
+def chart(result: Mapping[str, Any], path: Path) -> None:
+    """Latency (p50, p99) against offered rate, for the pipeline, the baseline and the gateway."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: files only
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(13, 5))
+    for name, style in (("pipeline", "tab:blue"), ("baseline", "tab:gray")):
+        _plot_steps(axes[0], (result.get(name) or {}).get("steps") or [], name, style)
+    axes[0].set_title("Pipeline (ingress topic → identity → cases → routing) vs raw Kafka")
+    axes[0].set_xlabel("offered rate (events/s)")
+    _plot_steps(axes[1], (result.get("gateway") or {}).get("steps") or [], "gateway", "tab:green")
+    axes[1].set_title("Gateway alone: signed Twilio webhooks, 2xx after Kafka ack")
+    axes[1].set_xlabel("offered rate (webhooks/s)")
+    for axis in axes:
+        axis.set_ylabel("latency from intended send (ms)")
+        axis.set_yscale("log")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle(f"omnirouter bench {result.get('started_at', '')}  (x: backlog not bounded)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _plot_steps(axis: Any, steps: Sequence[Mapping[str, Any]], name: str, color: str) -> None:
+    measured = sorted(
+        (s for s in steps if (s.get("latency") or {}).get("count")), key=lambda s: s["offered"]
+    )
+    if not measured:
+        return
+    rates = [s["offered"] for s in measured]
+    for key, line in (("p50_ms", ":"), ("p99_ms", "-")):
+        values = [s["latency"][key] for s in measured]
+        axis.plot(
+            rates, values, line, color=color, marker="o", markersize=3, label=f"{name} {key[:-3]}"
+        )
+        bad = [
+            (r, v) for r, v, s in zip(rates, values, measured, strict=True) if not s["sustainable"]
+        ]
+        if bad:
+            axis.scatter(*zip(*bad, strict=True), marker="x", color="red", zorder=3)
+
+
+def write_result(result: Mapping[str, Any], folder: Path) -> tuple[Path, Path, Path]:
+    """Write result.json, chart.png and table.md into ``folder``; returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "result.json"
+    data.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    table = folder / "table.md"
+    table.write_text(markdown_table(result) + "\n")
+    picture = folder / "chart.png"
+    chart(result, picture)
+    return data, picture, table

@@ -1,0 +1,300 @@
+"""`make bench`: the whole run — stack, load generator, pipeline, baseline, gateway, report.
+
+Each Kafka phase (the pipeline worker, then the raw baseline) searches for its maximum
+sustainable rate with fixed-rate steps (warm-up, then a steady window whose backlog must stay
+bounded), then runs at 50% and 90% of it for the latency percentiles. The gateway phase does
+the same with signed webhooks against one `omnirouter serve`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from omnirouter.bench.baseline import BASELINE_HOPS, PassThrough
+from omnirouter.bench.loadgen import GeneratorHandle
+from omnirouter.bench.measure import OutputMeter
+from omnirouter.bench.options import BenchOptions
+from omnirouter.bench.phases import KafkaPhase, gateway_phase
+from omnirouter.bench.processes import ProcessSampler, RouterProcess
+from omnirouter.bench.report import target_checks
+from omnirouter.bench.schedule import StepPlan
+from omnirouter.connections import TopicRequest, ensure_topics, wait_for_kafka, wait_for_redis
+from omnirouter.devstack import DevStack
+from omnirouter.devstack.network import free_port
+from omnirouter.events.topics import topic_spec
+from omnirouter.runtime import catalogue_topics
+from omnirouter.settings import DevstackSettings, KafkaSettings, Settings, load_settings
+
+__all__ = ["run_bench"]
+
+_PARTITIONS = topic_spec("interactions.inbound").partitions
+
+
+@dataclass
+class _Run:
+    options: BenchOptions
+    progress: Callable[[str], None]
+    nonce: int = field(default_factory=lambda: secrets.randbits(32))
+    kafka: str = ""
+    redis_url: str = ""
+    stack_pids: dict[str, int] = field(default_factory=dict)
+    cleanups: list[Callable[[], Any]] = field(default_factory=list)
+
+    @property
+    def topic_prefix(self) -> str:
+        return f"bench{self.nonce:08x}."
+
+    @property
+    def key_prefix(self) -> str:
+        return f"bench{self.nonce:08x}"
+
+    def child_env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            OMNIROUTER_KAFKA__BOOTSTRAP_SERVERS=self.kafka,
+            OMNIROUTER_REDIS__URL=self.redis_url,
+            OMNIROUTER_KAFKA__TOPIC_PREFIX=self.topic_prefix,
+            OMNIROUTER_REDIS__KEY_PREFIX=self.key_prefix,
+            OMNIROUTER_OPS__WORKER_METRICS_PORT=str(free_port()),
+            OMNIROUTER_LOG__FORMAT="json",
+        )
+        # Logging on the hot path is part of what is measured only when asked for.
+        env.setdefault("OMNIROUTER_LOG__LEVEL", "WARNING")
+        env.update(extra)
+        return env
+
+
+async def run_bench(options: BenchOptions, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Run every phase the options ask for and return the result (not yet written)."""
+    run = _Run(options, progress)
+    result: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": options.command,
+        "machine": _machine(),
+        "options": options.as_dict(),
+    }
+    try:
+        await _connect(run, result)
+        generator = GeneratorHandle(
+            run.kafka, customers=options.customers, partitions=_PARTITIONS, nonce=run.nonce
+        )
+        progress(f"building {options.customers:,} customers' traffic in the load generator")
+        info = await generator.start()
+        run.cleanups.append(generator.stop)
+        result["generator"] = {**info, **await _generator_capacity(run, generator)}
+        ceiling = 0.8 * result["generator"]["capacity"]
+        if "pipeline" in options.phases:
+            result["pipeline"] = await _pipeline(run, generator, ceiling)
+        if "baseline" in options.phases:
+            result["baseline"] = await _baseline(run, generator, ceiling)
+        if "gateway" in options.phases:
+            result["gateway"] = await _gateway(run)
+    finally:
+        for cleanup in reversed(run.cleanups):
+            await asyncio.to_thread(cleanup)
+    pipeline_max = (result.get("pipeline") or {}).get("max_sustainable")
+    baseline_max = (result.get("baseline") or {}).get("max_sustainable")
+    if pipeline_max and baseline_max:
+        result["ratio"] = round(pipeline_max / baseline_max, 3)
+    result["targets"] = target_checks(result)
+    result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return result
+
+
+def _machine() -> dict[str, Any]:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "commit": commit or None,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+async def _connect(run: _Run, result: dict[str, Any]) -> None:
+    settings = load_settings()
+    kafka, redis_url = settings.kafka.bootstrap_servers, settings.redis.url
+    if kafka is None or redis_url is None:
+        state = Path(tempfile.mkdtemp(prefix="omnirouter-bench-stack-"))
+        run.progress(f"starting devstack (Kafka broker and redis-server) in {state}")
+        stack = DevStack(
+            DevstackSettings(
+                state_dir=state,
+                cache_dir=settings.devstack.cache_dir,
+                deploy_dir=settings.devstack.deploy_dir,
+                kafka_heap=settings.devstack.kafka_heap,
+            ),
+            tie_to_parent=True,  # a Ctrl-C or a crash of the bench leaves no JVM behind
+        )
+        addresses = await asyncio.to_thread(stack.up)
+
+        def stop_stack() -> None:
+            stack.down()
+            shutil.rmtree(state, ignore_errors=True)
+
+        run.cleanups.append(stop_stack)
+        kafka = kafka or addresses.kafka_bootstrap_servers
+        redis_url = redis_url or addresses.redis_url
+        kafka_pid, redis_pid = (await asyncio.to_thread(stack.status)).pids
+        run.stack_pids = {"kafka": kafka_pid, "redis": redis_pid}
+        result["stack"] = {"source": "devstack"}
+    else:
+        result["stack"] = {"source": "environment"}
+    await asyncio.to_thread(wait_for_kafka, kafka, timeout_s=30)
+    await asyncio.to_thread(wait_for_redis, redis_url, timeout_s=10)
+    run.kafka, run.redis_url = kafka, redis_url
+    result["stack"].update(kafka=kafka, redis=redis_url, topic_prefix=run.topic_prefix)
+    topics = catalogue_topics(
+        Settings(kafka=KafkaSettings(bootstrap_servers=kafka, topic_prefix=run.topic_prefix))
+    )
+    topics += [
+        TopicRequest(f"{run.topic_prefix}{key}", _PARTITIONS, {"retention.ms": "3600000"})
+        for key in (*BASELINE_HOPS, "bench.scratch")
+    ]
+    created = await asyncio.to_thread(ensure_topics, kafka, topics)
+    run.progress(
+        f"kafka {kafka}, redis {redis_url}: {len(created)} topics under {run.topic_prefix}"
+    )
+
+
+async def _generator_capacity(run: _Run, generator: GeneratorHandle) -> dict[str, Any]:
+    events = run.options.capacity_events
+    rate = 1e7  # everything due at once: the generator's own speed is what is left
+    plan = StepPlan(0, rate, time.monotonic() + 0.2, 0.0, events / rate)
+    report = await generator.run(plan, topic=f"{run.topic_prefix}bench.scratch")
+    capacity = round(report.acked / max(1e-9, report.elapsed_s))
+    run.progress(
+        f"load generator alone: {capacity:,} events/s acknowledged ({report.acked:,} events, "
+        f"acks=all, {generator.info['mean_event_bytes']:.0f} bytes each)"
+    )
+    return {"capacity": capacity, "capacity_events": report.acked, "errors": report.errors}
+
+
+def _samplers(run: _Run, **pids: int) -> dict[str, ProcessSampler]:
+    all_pids = {**pids, "bench": os.getpid(), **run.stack_pids}
+    return {name: ProcessSampler(pid) for name, pid in all_pids.items()}
+
+
+async def _with_process(
+    start: Callable[[], Awaitable[None]],
+    stop: Callable[[], None],
+    body: Callable[[], Awaitable[Any]],
+) -> Any:
+    await start()
+    try:
+        return await body()
+    finally:
+        await asyncio.to_thread(stop)
+
+
+async def _pipeline(run: _Run, generator: GeneratorHandle, ceiling: float) -> dict[str, Any]:
+    options = run.options
+    worker = RouterProcess("worker", run.child_env())
+    run.progress("pipeline: starting one `omnirouter worker` (identity, cases, routing)")
+
+    async def body() -> dict[str, Any]:
+        port = worker.env["OMNIROUTER_OPS__WORKER_METRICS_PORT"]
+        metrics_url = f"http://127.0.0.1:{port}/metrics"
+        meter = OutputMeter(
+            run.kafka,
+            topic_spec("cases.events").name(run.topic_prefix),
+            partitions=topic_spec("cases.events").partitions,
+            id_field="cause_event_id",
+            nonce=run.nonce,
+        )
+        await meter.start()
+        try:
+            phase = KafkaPhase(
+                "pipeline",
+                options,
+                generator,
+                meter,
+                input_topic=topic_spec("interactions.inbound").name(run.topic_prefix),
+                samplers=_samplers(run, worker=worker.pid, generator=generator.pid),
+                progress=run.progress,
+                metrics_url=metrics_url,
+                redis_url=run.redis_url,
+            )
+            await phase.prime()
+            return await phase.search_and_measure(options.pipeline_start, ceiling)
+        finally:
+            await meter.stop()
+
+    async def start() -> None:
+        await asyncio.to_thread(worker.start)
+
+    return dict(await _with_process(start, worker.stop, body))
+
+
+async def _baseline(run: _Run, generator: GeneratorHandle, ceiling: float) -> dict[str, Any]:
+    topics = [f"{run.topic_prefix}{key}" for key in BASELINE_HOPS]
+    passthrough = PassThrough(run.kafka, topics, batch_max=run.options.batch_max)
+    run.progress("baseline: starting the aiokafka consume→produce pass-through (2 hops)")
+
+    async def body() -> dict[str, Any]:
+        meter = OutputMeter(
+            run.kafka, topics[-1], partitions=_PARTITIONS, id_field="event_id", nonce=run.nonce
+        )
+        await meter.start()
+        try:
+            phase = KafkaPhase(
+                "baseline",
+                run.options,
+                generator,
+                meter,
+                input_topic=topics[0],
+                samplers=_samplers(run, baseline=passthrough.pid, generator=generator.pid),
+                progress=run.progress,
+            )
+            return await phase.search_and_measure(run.options.baseline_start, ceiling)
+        finally:
+            await meter.stop()
+
+    return dict(await _with_process(passthrough.start, passthrough.stop, body))
+
+
+async def _gateway(run: _Run) -> dict[str, Any]:
+    token = secrets.token_hex(16)
+    port = free_port()
+    serve = RouterProcess(
+        "serve",
+        run.child_env(
+            OMNIROUTER_API__PORT=str(port),
+            OMNIROUTER_INGRESS__TWILIO_AUTH_TOKEN=token,
+            OMNIROUTER_INGRESS__SMTP_ENABLED="false",
+            OMNIROUTER_DESKTOP__LIVE_UPDATES="false",
+        ),
+    )
+    run.progress("gateway: starting one `omnirouter serve` (Twilio webhooks)")
+
+    async def start() -> None:
+        await asyncio.to_thread(serve.start)
+
+    async def body() -> dict[str, Any]:
+        return await gateway_phase(
+            run.options,
+            url=f"http://127.0.0.1:{port}/webhooks/twilio/messages",
+            auth_token=token,
+            samplers=_samplers(run, serve=serve.pid),
+            progress=run.progress,
+        )
+
+    return dict(await _with_process(start, serve.stop, body))

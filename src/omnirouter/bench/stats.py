@@ -1,0 +1,162 @@
+"""Deciding from measurements (pure): percentiles, whether a backlog stayed bounded, and which
+rate to offer next while searching for the maximum sustainable one."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "BacklogVerdict",
+    "LatencySummary",
+    "RateSearch",
+    "backlog_verdict",
+    "summarize_latencies",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySummary:
+    """Percentiles of one step's latencies, in milliseconds, over every sample (no binning)."""
+
+    count: int
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        """For the JSON result."""
+        return {
+            "count": self.count,
+            "p50_ms": round(self.p50_ms, 3),
+            "p99_ms": round(self.p99_ms, 3),
+            "p999_ms": round(self.p999_ms, 3),
+            "max_ms": round(self.max_ms, 3),
+        }
+
+
+def summarize_latencies(samples_s: Sequence[float]) -> LatencySummary:
+    """p50/p99/p99.9/max of latencies given in seconds (NaN when there are none)."""
+    if len(samples_s) == 0:
+        nan = math.nan
+        return LatencySummary(0, nan, nan, nan, nan)
+    values = sorted(samples_s)
+    last = len(values) - 1
+
+    def percentile(q: float) -> float:
+        # The "higher" rank: a percentile is a latency some event really had, never an
+        # interpolation between two (numpy's method="higher").
+        return values[min(last, math.ceil(q / 100.0 * last - 1e-9))] * 1000.0
+
+    return LatencySummary(
+        len(values), percentile(50.0), percentile(99.0), percentile(99.9), values[-1] * 1000.0
+    )
+
+
+def _slope(points: Sequence[tuple[float, int]]) -> float:
+    """Least-squares slope of ``points`` (change of the second value per unit of the first)."""
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_b = sum(b for _, b in points) / n
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
+    return sum((t - mean_t) * (b - mean_b) for t, b in points) / spread
+
+
+@dataclass(frozen=True, slots=True)
+class BacklogVerdict:
+    """Whether the backlog stayed bounded over a steady window, and the numbers behind it."""
+
+    bounded: bool
+    growth_per_s: float
+    final_backlog: int
+    reason: str
+
+
+def backlog_verdict(
+    samples: Sequence[tuple[float, int]],
+    rate: float,
+    *,
+    max_growth_share: float = 0.03,
+    max_backlog_s: float = 2.0,
+) -> BacklogVerdict:
+    """Judge a steady window from ``(time_s, backlog)`` samples at offered ``rate``.
+
+    Bounded means the backlog does not keep growing: its least-squares slope stays under
+    ``max_growth_share`` of the offered rate (a system that keeps up only drifts by noise), and
+    the backlog at the end is under ``max_backlog_s`` seconds of traffic (a backlog that is flat
+    but minutes deep is a queue that never drains, not a sustainable rate).
+    """
+    if len(samples) < 3:
+        return BacklogVerdict(False, math.nan, samples[-1][1] if samples else 0, "too few samples")
+    final = samples[-1][1]
+    if max(t for t, _ in samples) <= min(t for t, _ in samples):
+        return BacklogVerdict(False, math.nan, final, "samples span no time")
+    slope = _slope(samples)
+    if slope > max_growth_share * rate:
+        return BacklogVerdict(
+            False, slope, final, f"backlog grows {slope:.0f}/s (> {max_growth_share:.0%} of rate)"
+        )
+    if final > max_backlog_s * rate:
+        return BacklogVerdict(
+            False, slope, final, f"backlog {final} is over {max_backlog_s:g} s of traffic"
+        )
+    return BacklogVerdict(True, slope, final, "bounded")
+
+
+@dataclass
+class RateSearch:
+    """Finds the highest sustainable rate: ramp up geometrically, then bisect the last gap.
+
+    Feed each step's outcome to :meth:`record`; :meth:`next_rate` says what to offer next, or
+    None when the search is over. Rates are rounded to ``granularity``.
+    """
+
+    start: float
+    growth: float = 1.5
+    refinements: int = 2
+    ceiling: float = math.inf
+    floor: float = 50.0
+    granularity: float = 50.0
+    best_ok: float | None = None
+    lowest_failed: float | None = None
+    history: list[tuple[float, bool]] = field(default_factory=list)
+    _refined: int = 0
+
+    def record(self, rate: float, sustainable: bool) -> None:
+        """What offering ``rate`` showed."""
+        if self.best_ok is not None and self.lowest_failed is not None:
+            self._refined += 1
+        self.history.append((rate, sustainable))
+        if not sustainable:
+            self.lowest_failed = min(self.lowest_failed or math.inf, rate)
+        # A rate only counts as sustainable below every rate that failed: when a lower rate
+        # fails after a higher one held (noise), the failure is trusted.
+        limit = self.lowest_failed if self.lowest_failed is not None else math.inf
+        self.best_ok = max((r for r, ok in self.history if ok and r < limit), default=None)
+
+    def _round(self, rate: float) -> float:
+        return max(self.granularity, round(rate / self.granularity) * self.granularity)
+
+    def next_rate(self) -> float | None:
+        """The next rate to offer, or None when the answer is known well enough."""
+        tried = {r for r, _ in self.history}
+        if not self.history:
+            return self._round(min(self.start, self.ceiling))
+        if self.lowest_failed is None:
+            assert self.best_ok is not None
+            if self.best_ok >= self.ceiling:
+                return None
+            return self._round(min(self.best_ok * self.growth, self.ceiling))
+        if self.best_ok is None:
+            lower = self._round(self.lowest_failed / self.growth)
+            if lower < self.floor or lower in tried:
+                return None
+            return lower
+        if self._refined >= self.refinements:
+            return None
+        middle = self._round(math.sqrt(self.best_ok * self.lowest_failed))
+        if middle in tried or middle <= self.best_ok or middle >= self.lowest_failed:
+            return None
+        return middle

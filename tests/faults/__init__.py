@@ -1,0 +1,1 @@
+"""Fault injection on the real local stack: SIGKILLed workers, broker and Redis restarts."""

@@ -1,0 +1,110 @@
+"""Fault scenarios run on a Kafka + Redis of their own (they stop and restart them), and report
+what they sent, injected, lost and duplicated in a table at the end of the run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faults.harness import FaultRun
+from faults.report import FaultReport
+from omnirouter.devstack import DevStack, StackAddresses
+from omnirouter.settings import DevstackSettings
+
+_REPORTS = pytest.StashKey[list[FaultReport]]()
+ARTIFACT = Path("test-artifacts") / "faults.json"
+
+
+@pytest.fixture(scope="package")
+def fault_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[DevStack, StackAddresses]]:
+    """A Kafka broker and redis-server for the fault scenarios alone: stopping them disturbs no
+    other test. A stack that cannot start fails the scenarios; it never skips them."""
+    stack = DevStack(
+        DevstackSettings(state_dir=tmp_path_factory.mktemp("faults-stack")), tie_to_parent=True
+    )
+    try:
+        addresses = stack.up()
+    except Exception as exc:
+        stack.down()
+        pytest.fail(f"the fault stack did not start: {exc}", pytrace=False)
+    try:
+        yield stack, addresses
+    finally:
+        stack.down()
+
+
+@pytest.fixture
+def fault_run(
+    fault_stack: tuple[DevStack, StackAddresses], unique_id: str, tmp_path: Path
+) -> Iterator[FaultRun]:
+    """A router of this scenario's own on the fault stack; its processes stop afterwards."""
+    stack, addresses = fault_stack
+    # A scenario that failed half-way may have left a server stopped: the next one needs both.
+    stack.restart_kafka()
+    stack.restart_redis()
+    run = FaultRun.create(stack, addresses, unique_id, tmp_path / "logs")
+    try:
+        yield run
+    finally:
+        run.close()
+
+
+@pytest.fixture
+def record_fault_report(request: pytest.FixtureRequest) -> Callable[[FaultReport], None]:
+    """Add a scenario's figures to the end-of-run table (call it before asserting)."""
+    reports = request.config.stash.setdefault(_REPORTS, [])
+    return reports.append
+
+
+_COLUMNS = (
+    ("scenario", 36),
+    ("events sent", 11),
+    ("acknowledged", 12),
+    ("faults injected", 15),
+    ("lost", 5),
+    ("duplicated", 10),
+    ("seconds", 8),
+)
+
+
+def _row(values: tuple[object, ...]) -> str:
+    widths = [w for _, w in _COLUMNS]
+    cells = [f"{values[0]!s:<{widths[0]}}"]
+    cells += [f"{v!s:>{w}}" for v, w in zip(values[1:], widths[1:], strict=True)]
+    return " | ".join(cells)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The per-scenario table, also written to test-artifacts/faults.json."""
+    reports = config.stash.get(_REPORTS, [])
+    if not reports:
+        return
+    terminalreporter.section("fault injection")
+    terminalreporter.line(_row(tuple(name for name, _ in _COLUMNS)))
+    for r in reports:
+        terminalreporter.line(
+            _row(
+                (
+                    f"{r.scenario} [{r.size}]",
+                    r.events_sent,
+                    r.acknowledged,
+                    r.faults_injected,
+                    r.lost,
+                    r.duplicated,
+                    f"{r.seconds:.1f}",
+                )
+            )
+        )
+    seeds = ", ".join(f"{r.scenario}={r.seed}" for r in reports)
+    terminalreporter.line(f"seeds: {seeds} (replay with OMNIROUTER_TEST_FAULTS_SEED=<seed>)")
+    path = config.rootpath / ARTIFACT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([asdict(r) for r in reports], indent=2) + "\n")
+    terminalreporter.line(f"written to {ARTIFACT}")

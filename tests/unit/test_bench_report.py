@@ -1,0 +1,86 @@
+"""The bench's report: the README table, the targets, and reading the worker's /metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omnirouter.bench.processes import metric_total
+from omnirouter.bench.report import markdown_table, target_checks
+
+
+def _result() -> dict[str, Any]:
+    def run(p50: float, p99: float, p999: float) -> dict[str, Any]:
+        return {
+            "latency": {"p50_ms": p50, "p99_ms": p99, "p999_ms": p999},
+            "processes": {"worker": {"cpu_cores": 0.93, "rss_mib": 180.2}},
+            "redis": {"round_trips_per_event": 0.012, "commands_per_event": 0.3},
+        }
+
+    return {
+        "command": "python -m omnirouter.bench --quick",
+        "started_at": "2026-11-26T04:00:00+00:00",
+        "machine": {"cpus": 2, "platform": "Linux", "python": "3.11.9"},
+        "generator": {"capacity": 70000, "mean_event_bytes": 1000},
+        "pipeline": {
+            "max_sustainable": 12000,
+            "at_50": run(8.0, 31.5, 60.2),
+            "at_90": run(12.0, 80.0, 120.0),
+        },
+        "baseline": {"max_sustainable": 30000, "at_50": run(2.0, 6.0, 9.0)},
+        "ratio": 0.4,
+        "gateway": {"max_sustainable": 2500, "at_50": run(3.0, 25.0, 40.0)},
+    }
+
+
+def test_targets_say_which_were_met_missed_or_not_measured() -> None:
+    """Each of the issue's targets against the measured value."""
+    checks = {c["target"]: c for c in target_checks(_result())}
+    assert checks["events/s end to end, one worker"]["met"] is True
+    assert checks["p99 at 50% of max (ms)"]["met"] is True
+    assert checks["ratio to raw Kafka baseline"]["met"] is True
+    assert checks["Redis round trips per event"]["met"] is True
+    assert checks["gateway webhooks/s, one process"]["met"] is False
+    assert checks["gateway p99 at 50% (ms)"]["met"] is False
+    partial = {c["target"]: c for c in target_checks({"pipeline": {"max_sustainable": None}})}
+    assert partial["events/s end to end, one worker"]["met"] is None
+
+
+def test_the_table_is_markdown_with_every_measure_and_the_command_that_produced_it() -> None:
+    """What the README keeps: one row per measure, the numbers, the command."""
+    table = markdown_table(_result())
+    lines = table.splitlines()
+    assert lines[0] == "| measure | pipeline | raw Kafka baseline | target |"
+    assert lines[1] == "|---|---|---|---|"
+    assert "| max sustainable rate (events/s) | 12,000 | 30,000 | ≥ 10,000 ✅ |" in lines
+    assert any(
+        line.startswith("| p50 / p99 / p99.9 at 50% (ms) | 8.0 / 31.5 / 60.2 |") for line in lines
+    )
+    assert any("gateway: webhooks/s" in line and "2,500" in line and "❌" in line for line in lines)
+    assert "`python -m omnirouter.bench --quick`" in table
+
+
+def test_the_table_shows_a_dash_for_what_was_not_measured() -> None:
+    """A phase that was skipped is a dash, never a zero."""
+    table = markdown_table({"pipeline": {"max_sustainable": 9000}})
+    assert "| max sustainable rate (events/s) | 9,000 | — |" in table
+
+
+def test_metric_totals_sum_the_samples_whose_labels_match() -> None:
+    """Round trips and events are read from the worker's Prometheus text."""
+    text = "\n".join(
+        [
+            "# HELP omnirouter_redis_round_trips_total Redis round trips",
+            "# TYPE omnirouter_redis_round_trips_total counter",
+            'omnirouter_redis_round_trips_total{stage="identity"} 12.0',
+            'omnirouter_redis_round_trips_total{stage="cases"} 30.0',
+            'omnirouter_redis_round_trips_created{stage="cases"} 1.7e+09',
+            'omnirouter_events_total{stage="identity",topic="interactions.inbound",'
+            'channel="sms",direction="in"} 500.0',
+            'omnirouter_events_total{stage="identity",topic="interactions.resolved",'
+            'channel="sms",direction="out"} 499.0',
+        ]
+    )
+    assert metric_total(text, "omnirouter_redis_round_trips_total") == 42.0
+    assert metric_total(text, "omnirouter_redis_round_trips_total", stage="cases") == 30.0
+    assert metric_total(text, "omnirouter_events_total", stage="identity", direction="in") == 500
+    assert metric_total(text, "omnirouter_missing_total") == 0.0
