@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", type=Path, help="devstack state directory")
 
     commands.add_parser("check", help="check that the configured Kafka and Redis answer")
+    topics = commands.add_parser("topics", help="the topic catalogue on the configured Kafka")
+    topic_commands = topics.add_subparsers(dest="action", required=True, metavar="ACTION")
+    topic_commands.add_parser(
+        "ensure", help="create the catalogue's missing topics (partitions, replication, configs)"
+    )
     lag = commands.add_parser("lag", help="consumer lag per group: offsets, time lag, status")
     lag.add_argument("-v", "--verbose", action="store_true", help="a row per partition too")
     lag.add_argument(
@@ -150,6 +155,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _schemas(args, settings)
     if args.command == "check":
         return _check(settings)
+    if args.command == "topics":
+        return _topics(settings)
     if args.command == "lag":
         return _lag(args, settings)
     if args.command == "run":
@@ -394,6 +401,21 @@ def _check(settings: Settings) -> int:
     addresses = connect_services(settings, start_devstack=False)
     print(f"kafka  {addresses.kafka_bootstrap_servers}  ok")
     print(f"redis  {addresses.redis_url}  ok")
+    return 0
+
+
+def _topics(settings: Settings) -> int:
+    # `omnirouter run` creates the topics itself; a deployment runs this once (a Job, a compose
+    # service) before `serve` and `worker`, which expect them.
+    from omnirouter.connections import ensure_topics
+    from omnirouter.runtime import catalogue_topics, connect_services
+
+    addresses = connect_services(settings, start_devstack=False)
+    wanted = catalogue_topics(settings)
+    created = ensure_topics(addresses.kafka_bootstrap_servers, wanted, security=settings.kafka)
+    for topic in wanted:
+        state = "created" if topic.name in created else "exists"
+        print(f"{topic.name}  {state}  partitions={topic.partitions}")
     return 0
 
 

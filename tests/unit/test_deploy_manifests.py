@@ -472,13 +472,16 @@ def test_compose_runs_the_project_stack() -> None:
                 assert (COMPOSE / source).is_file(), f"{name}: {source} is missing"
 
 
-def test_compose_topics_job_uses_real_omnirouter_functions() -> None:
-    code = _compose()["services"]["topics"]["command"][0]
-    compile(code, "compose:topics", "exec")
-    for module, names in re.findall(r"from (omnirouter[\w.]*) import ([\w, ]+)", code):
-        imported = __import__(module, fromlist=["_"])
-        for name in names.split(","):
-            assert hasattr(imported, name.strip()), f"{module}.{name}"
+def test_the_topics_jobs_run_the_cli_command_that_creates_the_catalogue() -> None:
+    parser = _parser()
+    parsed = parser.parse_args(_compose()["services"]["topics"]["command"])
+    assert (parsed.command, parsed.action) == ("topics", "ensure")
+    [job] = _of_kind("Job")
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    parsed = parser.parse_args(container["args"])
+    assert (parsed.command, parsed.action) == ("topics", "ensure")
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"cpu", "memory"} <= set(container["resources"]["limits"])
 
 
 def test_compose_settings_are_accepted_and_match_redis_acl(
