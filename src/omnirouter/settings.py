@@ -320,6 +320,11 @@ class ApiSettings(_Section):
         default=None,
         description="Bearer token for operator endpoints; unset disables them (503).",
     )
+    tenant_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Tenant -> bearer token opening the operator endpoints for that tenant "
+        "only (admin_token is the platform operator's, for every tenant).",
+    )
 
 
 class DemoSettings(_Section):

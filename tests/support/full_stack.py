@@ -5,6 +5,7 @@ fake outbound providers, and known secrets."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -25,6 +26,8 @@ from support.fake_providers import TWILIO_SID, TWILIO_TOKEN, FakeProviders
 from support.stack import redis_env
 
 ADMIN_TOKEN = "full-stack-admin-token"
+#: Operator tokens of two tenants (``api.tenant_tokens``): each opens the API for its tenant only.
+TENANT_TOKENS = {"acme": "full-stack-acme-token", "globex": "full-stack-globex-token"}
 INBOUND_TWILIO_TOKEN = "12345678901234567890123456789012"
 SENDGRID_TOKEN = "sendgrid-shared-token"
 SMS_FROM = "+15017122661"
@@ -61,10 +64,13 @@ class RunningRouter:
         queues: str = "general",
         role: str = "agent",
         name: str = "",
+        tenant: str = "default",
     ) -> None:
-        """Create a desktop account (and its routing profile)."""
+        """Create a desktop account (and its routing profile) in ``tenant``."""
         result = self.cli(
             "agents",
+            "--tenant",
+            tenant,
             "add",
             agent_id,
             "--queues",
@@ -107,6 +113,7 @@ def running_router(
             "OMNIROUTER_REDIS__KEY_PREFIX": redis_prefix,
             "OMNIROUTER_API__PORT": str(port),
             "OMNIROUTER_API__ADMIN_TOKEN": ADMIN_TOKEN,
+            "OMNIROUTER_API__TENANT_TOKENS": json.dumps(TENANT_TOKENS),
             "OMNIROUTER_INGRESS__PUBLIC_URL": f"http://127.0.0.1:{port}",
             "OMNIROUTER_INGRESS__TWILIO_AUTH_TOKEN": INBOUND_TWILIO_TOKEN,
             "OMNIROUTER_INGRESS__SENDGRID_TOKEN": SENDGRID_TOKEN,

@@ -193,7 +193,7 @@ def test_end_to_end_latency_is_measured_only_for_a_routed_case() -> None:
 
 def test_sla_breaches_deliveries_and_ingress_outcomes_are_counted() -> None:
     with (
-        Delta("omnirouter_sla_breaches_total", queue="t-vip") as breaches,
+        Delta("omnirouter_sla_breaches_total", tenant="acme", queue="t-vip") as breaches,
         Delta(
             "omnirouter_deliveries_total", channel="sms", provider="twilio", result="failed"
         ) as failed,
@@ -206,7 +206,7 @@ def test_sla_breaches_deliveries_and_ingress_outcomes_are_counted() -> None:
             direction="in",
         ) as ingress_in,
     ):
-        count_sla_breach("t-vip")
+        count_sla_breach("t-vip", tenant="acme")
         count_delivery(Channel.SMS, "twilio", delivered=False)
         count_ingress("t-prov", "accepted", channel=Channel.WEBFORM)
     assert (breaches.change, failed.change, ok.change, ingress_in.change) == (1, 1, 1, 1)

@@ -3,7 +3,9 @@
 Authentication: a session token from ``POST /desk/api/login``, sent as the ``omni_desk``
 cookie (browsers) or ``Authorization: Bearer <token>`` (custom desktops, the Python client).
 Authorization: an agent sees the queues they serve and the cases in them, or offered or
-assigned to them; a supervisor sees everything. Missing credentials answer 401, a queue outside
+assigned to them; a supervisor sees everything — always of their own tenant only (the
+session's): queue and agent ids repeat across tenants, and every lookup and live notice is
+scoped by the session's tenant, so another tenant's case id answers 404. Missing credentials answer 401, a queue outside
 the agent's queues 403, and a case they may not see 404 — the same answer as for a case that
 does not exist, so that its existence is not confirmed.
 """
@@ -24,6 +26,7 @@ from omnirouter.desktop.accounts import Accounts, Session
 from omnirouter.desktop.live import LiveFeed, Notice
 from omnirouter.desktop.service import DeskService, Forbidden
 from omnirouter.events import (
+    DEFAULT_TENANT,
     AgentActionKind,
     CaseContext,
     CaseSnapshot,
@@ -43,7 +46,7 @@ class Login(BaseModel):
 
     agent_id: str = Field(min_length=1, max_length=128)
     password: str = Field(min_length=1, max_length=500)
-    tenant: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    tenant: str = Field(default=DEFAULT_TENANT, pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 class ReplyBody(BaseModel):
@@ -297,7 +300,9 @@ def desk_router(service: DeskService, accounts: Accounts, live: LiveFeed | None)
         account = agent.account
 
         def may_see(notice: Notice) -> bool:
-            if notice.get("tenant") not in (None, agent.tenant):
+            # Queue and agent ids repeat across tenants: the tenant is checked first, and a
+            # notice that names none is the default tenant's, never everyone's.
+            if (notice.get("tenant") or DEFAULT_TENANT) != agent.tenant:
                 return False
             return (
                 account.role == "supervisor"

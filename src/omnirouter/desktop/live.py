@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from omnirouter.events import topic_spec
+from omnirouter.events import DEFAULT_TENANT, topic_spec
 from omnirouter.logs import get_logger
 from omnirouter.security import aiokafka_security
 
@@ -37,7 +37,11 @@ class Subscriber:
 
 
 def notice_from(topic_key: str, value: bytes) -> Notice | None:
-    """The small notice a desktop needs to refresh what changed (pure)."""
+    """The small notice a desktop needs to refresh what changed (pure).
+
+    Every notice names its tenant (an event without one is the contract's default tenant), so
+    a subscriber's filter never has to guess whose it is.
+    """
     try:
         data = orjson.loads(value)
     except orjson.JSONDecodeError:
@@ -52,7 +56,7 @@ def notice_from(topic_key: str, value: bytes) -> Notice | None:
             "queue": case.get("queue"),
             "status": case.get("status"),
             "agent_id": case.get("assigned_agent_id"),
-            "tenant": data.get("tenant"),
+            "tenant": data.get("tenant") or DEFAULT_TENANT,
         }
     if topic_key == "routing.decisions":
         return {
@@ -62,7 +66,7 @@ def notice_from(topic_key: str, value: bytes) -> Notice | None:
             "customer_id": data.get("customer_id"),
             "queue": data.get("queue"),
             "agent_id": data.get("agent_id"),
-            "tenant": data.get("tenant"),
+            "tenant": data.get("tenant") or DEFAULT_TENANT,
         }
     return None
 

@@ -18,6 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+# The single broker's own helpers: one node and three are formatted, run and awaited alike.
 from omnirouter.devstack.kafka import (
     _LOG4J2,
     BROKER_MAIN,
@@ -178,9 +179,11 @@ class KafkaCluster:
             problem = self._wait_all_ready(started)
             if problem is None:
                 return self.bootstrap_servers
+            # Read before down() removes the logs: only a port taken meanwhile is worth a retry.
+            port_taken = any(m in _read(n.log_path) for n, _ in started for m in _PORT_TAKEN)
             self.down()
             last_error = problem
-            if not any(marker in _read(n.log_path) for n, _ in started for marker in _PORT_TAKEN):
+            if not port_taken:
                 break
         raise StackError(f"Kafka cluster did not start: {last_error}")
 
@@ -298,10 +301,10 @@ class KafkaCluster:
     def _wait_all_ready(
         self, started: list[tuple[KafkaProcess, subprocess.Popen[bytes]]]
     ) -> str | None:
-        for node, process in started:
+        for node_id, (node, process) in enumerate(started, start=1):
             problem = _wait_ready(process, node, self._timeout_s)
             if problem is not None:
-                return f"node {started.index((node, process)) + 1}: {problem}"
+                return f"node {node_id}: {problem}"
         return None
 
     def _write_state(self, nodes: list[KafkaProcess]) -> None:

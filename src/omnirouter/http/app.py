@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter, Depends, FastAPI
 
 from omnirouter import __version__
-from omnirouter.http.auth import require_admin
+from omnirouter.http.auth import OperatorAccess
 from omnirouter.http.cases import cases_router
 from omnirouter.http.identity import identity_router
 from omnirouter.http.routing import routing_router
@@ -39,12 +39,14 @@ def create_http_app(
         version=__version__,
         description="Omni-channel message router: cases, customers and identity administration.",
     )
-    admin = Depends(require_admin(api.admin_token))
-    app.include_router(identity_router(identity, admin=admin, erasure=erasure))
+    access = OperatorAccess(api.admin_token, api.tenant_tokens)
+    # Every operator route acts on the tenant this resolves (403 for another tenant's).
+    admin, scope = Depends(access.operator), Depends(access.tenant_scope())
+    app.include_router(identity_router(identity, admin=admin, scope=scope, erasure=erasure))
     if cases is not None:
-        app.include_router(cases_router(cases, admin=admin))
+        app.include_router(cases_router(cases, admin=admin, scope=scope))
     if routing is not None:
-        app.include_router(routing_router(routing, admin=admin))
+        app.include_router(routing_router(routing, admin=admin, scope=scope))
     for router in extra_routers:
         app.include_router(router)
     if max_body_bytes is not None:

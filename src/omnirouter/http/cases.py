@@ -9,7 +9,6 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from omnirouter.events import (
-    DEFAULT_TENANT,
     CaseContext,
     CaseEvent,
     CaseSnapshot,
@@ -18,8 +17,6 @@ from omnirouter.events import (
     TimelineEntry,
 )
 from omnirouter.pipeline.cases.operations import CaseChangeRefused, CaseNotFound, CaseOperations
-
-Tenant = Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 
 
 class CaseResponse(BaseModel):
@@ -66,12 +63,13 @@ def _not_found(exc: CaseNotFound) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
 
 
-def cases_router(operations: CaseOperations, *, admin: Any) -> APIRouter:
-    """Routes under ``/api``: cases and customers."""
+def cases_router(operations: CaseOperations, *, admin: Any, scope: Any) -> APIRouter:
+    """Routes under ``/api``: cases and customers, each acting on the tenant ``scope``
+    resolves from the operator's token (see ``http.auth``)."""
     router = APIRouter(prefix="/api", tags=["cases"], dependencies=[admin])
 
     @router.get("/cases/{case_id}", response_model=CaseResponse)
-    async def get_case(case_id: str, tenant: Tenant = DEFAULT_TENANT) -> CaseResponse:
+    async def get_case(case_id: str, tenant: str = scope) -> CaseResponse:
         """A case, its status history and effort, with the customer's context."""
         try:
             view = await operations.case(case_id, tenant=tenant)
@@ -82,7 +80,7 @@ def cases_router(operations: CaseOperations, *, admin: Any) -> APIRouter:
     @router.get("/customers/{customer_id}", response_model=CustomerResponse)
     async def get_customer(
         customer_id: str,
-        tenant: Tenant = DEFAULT_TENANT,
+        tenant: str = scope,
         timeline: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> CustomerResponse:
         """A customer with their cross-channel timeline (a merged-away id answers with its
@@ -101,9 +99,7 @@ def cases_router(operations: CaseOperations, *, admin: Any) -> APIRouter:
         )
 
     @router.get("/customers/{customer_id}/cases", response_model=list[CaseSnapshot])
-    async def get_customer_cases(
-        customer_id: str, tenant: Tenant = DEFAULT_TENANT
-    ) -> list[CaseSnapshot]:
+    async def get_customer_cases(customer_id: str, tenant: str = scope) -> list[CaseSnapshot]:
         """Every case of a customer, newest first."""
         try:
             view = await operations.customer(customer_id, tenant=tenant, timeline=1)
@@ -113,7 +109,7 @@ def cases_router(operations: CaseOperations, *, admin: Any) -> APIRouter:
 
     @router.post("/cases/{case_id}/status", response_model=list[CaseEvent])
     async def change_status(
-        case_id: str, body: StatusChangeRequest, tenant: Tenant = DEFAULT_TENANT
+        case_id: str, body: StatusChangeRequest, tenant: str = scope
     ) -> list[CaseEvent]:
         """Resolve, close, queue or assign a case; answers with the events it caused."""
         try:
@@ -132,7 +128,7 @@ def cases_router(operations: CaseOperations, *, admin: Any) -> APIRouter:
 
     @router.put("/customers/{customer_id}/profile", response_model=CustomerProfile)
     async def put_profile(
-        customer_id: str, body: ProfileUpdate, tenant: Tenant = DEFAULT_TENANT
+        customer_id: str, body: ProfileUpdate, tenant: str = scope
     ) -> CustomerProfile:
         """Set profile fields (from a CRM, or an agent who learned them)."""
         return await operations.update_profile(

@@ -9,12 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from omnirouter.events import DEFAULT_TENANT, CustomerUnmerged, Identifier
+from omnirouter.events import CustomerUnmerged, Identifier
 from omnirouter.pipeline.identity.erasure import CustomerErasure
 from omnirouter.pipeline.identity.operations import IdentityOperations
 from omnirouter.pipeline.identity.store import UnmergeRefused
-
-Tenant = Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 
 
 class MergeView(BaseModel):
@@ -78,13 +76,19 @@ class ErasureView(BaseModel):
 
 
 def identity_router(
-    operations: IdentityOperations, *, admin: Any, erasure: CustomerErasure | None = None
+    operations: IdentityOperations,
+    *,
+    admin: Any,
+    scope: Any,
+    erasure: CustomerErasure | None = None,
 ) -> APIRouter:
-    """Routes under ``/api/identity``, every one behind ``admin`` (erasure when given)."""
+    """Routes under ``/api/identity``, every one behind ``admin`` (erasure when given), each
+    acting on the tenant ``scope`` resolves from the operator's token (see ``http.auth``): a
+    tenant's token cannot look up, split or erase another tenant's customer."""
     router = APIRouter(prefix="/api/identity", tags=["identity"], dependencies=[admin])
 
     @router.get("/customers/{customer_id}", response_model=CustomerView)
-    async def get_customer(customer_id: str, tenant: Tenant = DEFAULT_TENANT) -> CustomerView:
+    async def get_customer(customer_id: str, tenant: str = scope) -> CustomerView:
         """The customer ``customer_id`` names now (a merged id answers with its survivor)."""
         record = await operations.customer(customer_id, tenant=tenant)
         if record is None:
@@ -106,9 +110,7 @@ def identity_router(
         )
 
     @router.post("/customers", status_code=status.HTTP_200_OK)
-    async def import_customer(
-        body: ImportRequest, tenant: Tenant = DEFAULT_TENANT
-    ) -> dict[str, Any]:
+    async def import_customer(body: ImportRequest, tenant: str = scope) -> dict[str, Any]:
         """Make a customer known with their identifiers (a CRM import); links known ones."""
         try:
             customer_id, rejected = await operations.import_customer(
@@ -120,7 +122,7 @@ def identity_router(
 
     @router.get("/reviews", response_model=list[ReviewView])
     async def list_reviews(
-        tenant: Tenant = DEFAULT_TENANT, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+        tenant: str = scope, limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> list[ReviewView]:
         """Merge reviews waiting for a person, oldest first."""
         reviews = await operations.open_reviews(tenant=tenant, limit=limit)
@@ -140,7 +142,7 @@ def identity_router(
 
     @router.post("/customers/{customer_id}/unmerge", response_model=CustomerUnmerged)
     async def unmerge(
-        customer_id: str, body: UnmergeRequest, tenant: Tenant = DEFAULT_TENANT
+        customer_id: str, body: UnmergeRequest, tenant: str = scope
     ) -> CustomerUnmerged:
         """Split a merged customer back along its merge history; answers with the split event."""
         try:
@@ -158,7 +160,7 @@ def identity_router(
     if erasure is not None:
 
         @router.delete("/customers/{customer_id}", response_model=ErasureView)
-        async def erase_customer(customer_id: str, tenant: Tenant = DEFAULT_TENANT) -> ErasureView:
+        async def erase_customer(customer_id: str, tenant: str = scope) -> ErasureView:
             """Erase a customer on request: identifiers, timeline, cases and profile of the
             person (a merged id erases its survivor and everyone merged into it)."""
             outcome = await erasure.erase(customer_id, tenant=tenant)

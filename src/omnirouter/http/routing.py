@@ -9,12 +9,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from omnirouter.events import DEFAULT_TENANT
 from omnirouter.pipeline.routing.decide import AgentState
 from omnirouter.pipeline.routing.engine import OfferRefused
 from omnirouter.pipeline.routing.operations import RoutingOperations
 
-Tenant = Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 Presence = Literal["available", "busy", "away", "offline"]
 
 
@@ -83,14 +81,13 @@ def _agent(a: AgentState) -> AgentView:
     )
 
 
-def routing_router(operations: RoutingOperations, *, admin: Any) -> APIRouter:
-    """Routes under ``/api``: agents, offers, queues."""
+def routing_router(operations: RoutingOperations, *, admin: Any, scope: Any) -> APIRouter:
+    """Routes under ``/api``: agents, offers, queues, each acting on the tenant ``scope``
+    resolves from the operator's token (see ``http.auth``)."""
     router = APIRouter(prefix="/api", tags=["routing"], dependencies=[admin])
 
     @router.put("/agents/{agent_id}", response_model=AgentView)
-    async def put_agent(
-        agent_id: str, body: AgentUpdate, tenant: Tenant = DEFAULT_TENANT
-    ) -> AgentView:
+    async def put_agent(agent_id: str, body: AgentUpdate, tenant: str = scope) -> AgentView:
         """Create or update an agent's skills, languages, capacity and presence."""
         profile = body.model_dump(exclude_none=True, exclude={"presence"})
         agent = await operations.set_agent(
@@ -99,19 +96,17 @@ def routing_router(operations: RoutingOperations, *, admin: Any) -> APIRouter:
         return _agent(agent)
 
     @router.post("/agents/{agent_id}/presence", response_model=AgentView)
-    async def set_presence(
-        agent_id: str, body: PresenceUpdate, tenant: Tenant = DEFAULT_TENANT
-    ) -> AgentView:
+    async def set_presence(agent_id: str, body: PresenceUpdate, tenant: str = scope) -> AgentView:
         """Available, busy, away or offline; becoming available offers waiting cases."""
         return _agent(await operations.set_agent(agent_id, presence=body.presence, tenant=tenant))
 
     @router.get("/agents", response_model=list[AgentView])
-    async def list_agents(tenant: Tenant = DEFAULT_TENANT) -> list[AgentView]:
+    async def list_agents(tenant: str = scope) -> list[AgentView]:
         """Every agent with presence and current load per channel."""
         return [_agent(a) for a in await operations.agents(tenant=tenant)]
 
     @router.post("/offers/{case_id}/accept", status_code=status.HTTP_204_NO_CONTENT)
-    async def accept(case_id: str, body: OfferResponse, tenant: Tenant = DEFAULT_TENANT) -> None:
+    async def accept(case_id: str, body: OfferResponse, tenant: str = scope) -> None:
         """The agent takes the offered case."""
         try:
             await operations.accept(case_id, body.agent_id, tenant=tenant)
@@ -119,7 +114,7 @@ def routing_router(operations: RoutingOperations, *, admin: Any) -> APIRouter:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
 
     @router.post("/offers/{case_id}/decline", status_code=status.HTTP_204_NO_CONTENT)
-    async def decline(case_id: str, body: OfferResponse, tenant: Tenant = DEFAULT_TENANT) -> None:
+    async def decline(case_id: str, body: OfferResponse, tenant: str = scope) -> None:
         """The agent declines; the case goes to the next candidate."""
         try:
             await operations.decline(case_id, body.agent_id, tenant=tenant)
@@ -129,7 +124,7 @@ def routing_router(operations: RoutingOperations, *, admin: Any) -> APIRouter:
     @router.get("/queues/{queue_id}/waiting", response_model=list[WaitingCase])
     async def waiting(
         queue_id: str,
-        tenant: Tenant = DEFAULT_TENANT,
+        tenant: str = scope,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[WaitingCase]:
         """Waiting cases of a queue: highest priority first, then longest waiting."""

@@ -7,6 +7,12 @@
   token>``, as every operator endpoint). The page asks for the token once and keeps it in
   sessionStorage (per tab, gone with it); ``/ops?token=…`` pre-fills it for links from a
   terminal, and the page removes it from the address bar at once.
+  The platform operator's token sees every tenant (``?tenant=`` narrows it to one); a tenant's
+  token (``api.tenant_tokens``) sees its own queues and agents only, plus the platform-wide
+  infrastructure figures that name no tenant (lag, throughput, latency, dead letters,
+  deliveries), as ``ops.summary.for_tenant`` says; naming another tenant answers 403.
+  ``/metrics`` is the platform's scrape target: per-queue and per-agent series carry a
+  ``tenant`` label, so no series adds up two tenants.
 
 The router's lifespan starts and stops the background sampling (see ``ops.sampler``).
 """
@@ -22,10 +28,11 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from omnirouter.http.auth import require_admin
+from omnirouter.http.auth import Operator, OperatorAccess
 from omnirouter.ops.metrics import REGISTRY
 from omnirouter.ops.queues import QueueStateCollector
 from omnirouter.ops.sampler import OpsSampler
+from omnirouter.ops.summary import for_tenant
 from omnirouter.pipeline.routing.engine import RoutingEngine
 from omnirouter.settings import Settings
 
@@ -65,7 +72,8 @@ def ops_router(
             await ops.stop()
 
     router = APIRouter(tags=["ops"], lifespan=sampling)
-    admin = Depends(require_admin(settings.api.admin_token))
+    access = OperatorAccess(settings.api.admin_token, settings.api.tenant_tokens)
+    scope = Depends(access.operator_scope())
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -84,9 +92,12 @@ def ops_router(
             return Response(status_code=404)
         return Response(_STATIC.joinpath(name).read_bytes(), media_type=_TYPES[suffix])
 
-    @router.get("/ops/api/summary", dependencies=[admin])
-    async def summary() -> dict[str, Any]:
-        """Lag, throughput, latency, queues, dead letters and agents, with their history."""
-        return ops.summary()
+    @router.get("/ops/api/summary")
+    async def summary(who: tuple[Operator, str | None] = scope) -> dict[str, Any]:
+        """Lag, throughput, latency, queues, dead letters and agents, with their history
+        (a tenant's token: that tenant's queues and agents only)."""
+        _, tenant = who
+        everything = ops.summary()
+        return everything if tenant is None else for_tenant(everything, tenant)
 
     return router

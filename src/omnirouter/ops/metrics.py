@@ -2,9 +2,12 @@
 
 Every process registers the same metric families in :data:`REGISTRY` (``/metrics`` serves it),
 and each instrumentation point is one call: ``count_consumed``, ``count_published``,
-``observe_stage`` / ``observed``, ``count_sla_breach``... Label values are bounded on purpose:
-topics are catalogue keys (the deployment's prefix removed), dead-letter reasons are the
-letter's short ``error_type`` code (never its free-text reason), channels are the channel enum.
+``observe_stage`` / ``observed``, ``count_sla_breach``... Per-queue and per-agent series carry
+a ``tenant`` label (queue and agent ids repeat across tenants); the others (stages, topics,
+dead letters, deliveries, end-to-end latency) are the platform's, over every tenant. Label
+values are bounded on purpose: topics are catalogue keys (the deployment's prefix removed),
+dead-letter reasons are the letter's short ``error_type`` code (never its free-text reason),
+channels are the channel enum.
 
 Redis round trips are counted per stage without touching the stores: :func:`count_round_trips`
 makes a client's connections count every socket write (one per command or pipeline, as
@@ -101,8 +104,9 @@ DEAD_LETTERS = Counter(
 )
 SLA_BREACHES = Counter(
     "omnirouter_sla_breaches",
-    "Cases still waiting when their queue's first-response SLA ran out.",
-    ["queue"],
+    "Cases still waiting when their queue's first-response SLA ran out, by tenant and queue "
+    '(tenant "" when the caller did not say).',
+    ["tenant", "queue"],
     registry=REGISTRY,
 )
 DELIVERIES = Counter(
@@ -251,9 +255,14 @@ def count_delivery(channel: object, provider: str, *, delivered: bool) -> None:
     DELIVERIES.labels(_label(channel), provider, "delivered" if delivered else "failed").inc()
 
 
-def count_sla_breach(queue: str) -> None:
-    """A queued case outlived its queue's first-response SLA."""
-    SLA_BREACHES.labels(queue).inc()
+def count_sla_breach(queue: str, *, tenant: str = "") -> None:
+    """A queued case of ``tenant`` outlived its queue's first-response SLA.
+
+    Queue ids repeat across tenants, so the tenant is part of the series: one tenant's breaches
+    never add up with another's. An empty tenant (a caller that does not pass one) is a series
+    of its own that only the platform operator sees.
+    """
+    SLA_BREACHES.labels(tenant, queue).inc()
 
 
 def observe_end_to_end(received_at: datetime | None, routed: Iterable[OutgoingRecord]) -> None:

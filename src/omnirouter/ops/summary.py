@@ -4,6 +4,8 @@ The serve process takes a :class:`MetricsSnapshot` every sampling tick (its own 
 the worker's scraped ``/metrics``); throughput and latency percentiles come from the increase
 of counters and histogram buckets between snapshots of the last minute, as Prometheus'
 ``rate()`` and ``histogram_quantile()`` would compute them (counter resets included).
+
+The platform operator sees every tenant; a tenant's operator sees :func:`for_tenant` of it.
 """
 
 from __future__ import annotations
@@ -174,17 +176,18 @@ def latency(window: Window) -> dict[str, Any]:
 
 
 def queues(window: Window) -> list[dict[str, Any]]:
-    """Depth, oldest wait, SLA target and SLA breaches of every queue."""
+    """Depth, oldest wait, SLA target and SLA breaches of every queue of every tenant."""
     if not window.snapshots:
         return []
     now = window.snapshots[-1]
     depth = latest(now, "omnirouter_queue_depth", ("tenant", "queue"))
     oldest = latest(now, "omnirouter_queue_oldest_wait_seconds", ("tenant", "queue"))
     sla = latest(now, "omnirouter_queue_sla_seconds", ("tenant", "queue"))
-    # SLA breaches are counted by queue (the worker does not know tenants' names in labels).
-    breaches = latest(now, "omnirouter_sla_breaches_total", ("queue",))
+    # Queue ids repeat across tenants: breaches are matched by (tenant, queue), never by queue.
+    breaches = latest(now, "omnirouter_sla_breaches_total", ("tenant", "queue"))
     per_min = {
-        k: v * 60 for k, v in window.rates("omnirouter_sla_breaches_total", ("queue",)).items()
+        k: v * 60
+        for k, v in window.rates("omnirouter_sla_breaches_total", ("tenant", "queue")).items()
     }
     rows = []
     for (tenant, queue), n in sorted(depth.items()):
@@ -195,22 +198,23 @@ def queues(window: Window) -> list[dict[str, Any]]:
                 "depth": int(n),
                 "oldest_wait_s": oldest.get((tenant, queue), 0.0),
                 "sla_first_response_s": sla.get((tenant, queue)),
-                "sla_breaches_total": int(breaches.get((queue,), 0)),
-                "sla_breaches_per_min": per_min.get((queue,), 0.0),
+                "sla_breaches_total": int(breaches.get((tenant, queue), 0)),
+                "sla_breaches_per_min": per_min.get((tenant, queue), 0.0),
             }
         )
-    known = {q for _, q in depth}
-    for (queue,), n in sorted(breaches.items()):
-        if queue not in known:  # breached in the worker before the serve process saw the queue
+    for (tenant, queue), n in sorted(breaches.items()):
+        # Breached in the worker before the serve process saw the queue, or counted without a
+        # tenant (tenant ""): shown as a row of its own, never added to another tenant's.
+        if (tenant, queue) not in depth:
             rows.append(
                 {
-                    "tenant": "",
+                    "tenant": tenant,
                     "queue": queue,
                     "depth": 0,
                     "oldest_wait_s": 0.0,
                     "sla_first_response_s": None,
                     "sla_breaches_total": int(n),
-                    "sla_breaches_per_min": per_min.get((queue,), 0.0),
+                    "sla_breaches_per_min": per_min.get((tenant, queue), 0.0),
                 }
             )
     return rows
@@ -268,7 +272,42 @@ def history_point(window: Window) -> dict[str, Any]:
             f"{r['tenant']}/{r['queue']}": r["oldest_wait_s"] for r in rows if r["tenant"]
         },
         "sla_breaches_per_min": sum(r["sla_breaches_per_min"] for r in rows),
+        "sla_breaches_per_min_by_tenant": _sum_by_tenant(rows, "sla_breaches_per_min"),
         "dead_letters_per_min": sum(d["per_min"] for d in dead),
+    }
+
+
+def _sum_by_tenant(rows: Iterable[Mapping[str, Any]], field: str) -> dict[str, float]:
+    totals: dict[str, float] = defaultdict(float)
+    for row in rows:
+        totals[row["tenant"]] += row[field]
+    return dict(totals)
+
+
+def for_tenant(summary: Mapping[str, Any], tenant: str) -> dict[str, Any]:
+    """What one tenant's operator sees of the dashboard's ``summary``.
+
+    Their own queues (depth, waits, SLA breaches) and agents by presence, in the summary and
+    its history: no other tenant's queue, agent count or name. The platform's infrastructure
+    is shared and shown as it is, over every tenant: consumer-group lag and its history,
+    throughput and latency per stage, end-to-end latency, dead letters by stage and reason
+    code, and delivery totals; none of it names a tenant, a queue or a customer.
+    """
+    mine = f"{tenant}/"
+    history = []
+    for point in summary.get("history", ()):
+        point = dict(point)
+        by_tenant = point.pop("sla_breaches_per_min_by_tenant", None) or {}
+        point["sla_breaches_per_min"] = by_tenant.get(tenant, 0.0)
+        for key in ("queues", "oldest_wait_s"):
+            point[key] = {k: v for k, v in point.get(key, {}).items() if k.startswith(mine)}
+        history.append(point)
+    return {
+        **summary,
+        "tenant": tenant,
+        "queues": [r for r in summary.get("queues", ()) if r["tenant"] == tenant],
+        "agents": [a for a in summary.get("agents", ()) if a["tenant"] == tenant],
+        "history": history,
     }
 
 
