@@ -5,9 +5,9 @@ cookie (browsers) or ``Authorization: Bearer <token>`` (custom desktops, the Pyt
 Authorization: an agent sees the queues they serve and the cases in them, or offered or
 assigned to them; a supervisor sees everything — always of their own tenant only (the
 session's): queue and agent ids repeat across tenants, and every lookup and live notice is
-scoped by the session's tenant, so another tenant's case id answers 404. Missing credentials answer 401, a queue outside
-the agent's queues 403, and a case they may not see 404 — the same answer as for a case that
-does not exist, so that its existence is not confirmed.
+scoped by the session's tenant, so another tenant's case id answers 404. Missing credentials
+answer 401, a queue outside the agent's queues 403, and a case they may not see 404 — the same
+answer as for a case that does not exist, so that its existence is not confirmed.
 """
 
 # No "from __future__ import annotations" here: FastAPI must see the dependency annotations

@@ -1,12 +1,15 @@
 """Writing to Kafka from request handlers: acknowledged by every in-sync replica, or an error.
 
-kafka-python's producer is synchronous; every call runs in a worker thread so the event loop
-keeps serving while a write waits for its acknowledgement.
+kafka-python's producer is synchronous. Only the queueing of a record runs in a worker thread
+(it may wait for topic metadata); its acknowledgement is awaited on the event loop, through the
+producer's callbacks. A thread held for the whole wait capped the gateway at the pool's size of
+writes in flight; now every request in flight shares the producer's batches.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -93,9 +96,33 @@ class IngressPublisher:
         )
         return cls(producer, topic_prefix=topic_prefix, timeout_s=timeout_s)
 
-    def _send(self, topic: str, key: bytes, value: bytes) -> None:
+    async def _send(self, topic: str, key: bytes, value: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        acked: asyncio.Future[None] = loop.create_future()
+
+        def settle(error: BaseException | None) -> None:
+            if acked.done():
+                return  # timed out and abandoned meanwhile
+            if error is None:
+                acked.set_result(None)
+            else:
+                acked.set_exception(error)
+
+        def from_sender(error: BaseException | None) -> None:
+            # Called on kafka-python's sender thread (or on ours if already done). A closed
+            # loop raises RuntimeError: nobody waits for this answer any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, error)
+
         try:
-            self._producer.send(topic, value, key=key).get(timeout=self._timeout_s)
+            future = await asyncio.to_thread(self._producer.send, topic, value, key=key)
+            future.add_callback(lambda _metadata: from_sender(None))
+            future.add_errback(from_sender)
+            await asyncio.wait_for(acked, self._timeout_s)
+        except TimeoutError as exc:
+            raise PublishFailed(
+                f"KafkaTimeoutError: no acknowledgement within {self._timeout_s} s"
+            ) from exc
         except KafkaError as exc:
             raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
 
@@ -109,7 +136,7 @@ class IngressPublisher:
         key, value = event.routing_key.encode(), encode(event)
         if len(key) + len(value) > self._limit:
             raise EventTooLarge(len(key) + len(value), self._limit)
-        await asyncio.to_thread(self._send, self._inbound, key, value)
+        await self._send(self._inbound, key, value)
         count_events(INGRESS_STAGE, "interactions.inbound", event.channel, "out")
 
     async def dead_letter(
@@ -145,7 +172,7 @@ class IngressPublisher:
                 limit=self._limit,
             )
             value = encode(letter)
-        await asyncio.to_thread(self._send, self._dead, key.encode(), value)
+        await self._send(self._dead, key.encode(), value)
         count_events(INGRESS_STAGE, "deadletter", None, "out")
         count_dead_letter(INGRESS_STAGE, error_type)
 

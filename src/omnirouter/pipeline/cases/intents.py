@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -58,25 +59,68 @@ def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
 
+def _any_keyword(keywords: tuple[str, ...]) -> re.Pattern[str] | None:
+    # Found somewhere iff one of the keywords is (the alternation backtracks through them all).
+    if not keywords:
+        return None
+    alternatives = "|".join(re.escape(k) for k in keywords)
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class _Matcher:
+    """One rule set's keywords compiled together, so a message that names none of a rule's
+    keywords costs one search, not one per keyword (every message goes through this)."""
+
+    rules: tuple[IntentRule, ...]
+    any_keyword: re.Pattern[str] | None
+    rule_keyword: tuple[re.Pattern[str] | None, ...]
+
+
+# By identity: the rules come from settings, the same tuple on every call, and hashing the
+# rule models per message would cost more than it saves. An entry holds its tuple, so its id
+# cannot be reused while cached.
+_matchers: dict[int, _Matcher] = {}
+
+
+def _matcher(rules: tuple[IntentRule, ...]) -> _Matcher:
+    cached = _matchers.get(id(rules))
+    if cached is not None and cached.rules is rules:
+        return cached
+    if len(_matchers) >= 64:
+        _matchers.clear()
+    matcher = _Matcher(
+        rules,
+        _any_keyword(tuple(k for rule in rules for k in rule.keywords)),
+        tuple(_any_keyword(rule.keywords) for rule in rules),
+    )
+    _matchers[id(rules)] = matcher
+    return matcher
+
+
 def tag_intents(text: str, rules: tuple[IntentRule, ...]) -> tuple[IntentTag, ...]:
     """The intents ``text`` shows, one per tag, each with the rule and words that matched."""
+    matcher = _matcher(rules)
+    some_keyword = matcher.any_keyword is not None and matcher.any_keyword.search(text)
     found: dict[str, IntentTag] = {}
-    for rule in rules:
+    for rule, rule_keyword in zip(rules, matcher.rule_keyword, strict=True):
         if rule.tag in found:
             continue
-        for keyword in rule.keywords:
-            match = _keyword_pattern(keyword).search(text)
-            if match:
-                found[rule.tag] = IntentTag(
-                    tag=rule.tag, rule_id=rule.rule_id, evidence=match.group(0)
-                )
-                break
-        else:
-            for pattern in rule.patterns:
-                match = _regex(pattern).search(text)
+        if some_keyword and rule_keyword is not None and rule_keyword.search(text):
+            # Evidence is the first of the rule's keywords (in its order) that the text shows.
+            for keyword in rule.keywords:
+                match = _keyword_pattern(keyword).search(text)
                 if match:
                     found[rule.tag] = IntentTag(
-                        tag=rule.tag, rule_id=rule.rule_id, evidence=match.group(0)[:200]
+                        tag=rule.tag, rule_id=rule.rule_id, evidence=match.group(0)
                     )
                     break
+            continue
+        for pattern in rule.patterns:
+            match = _regex(pattern).search(text)
+            if match:
+                found[rule.tag] = IntentTag(
+                    tag=rule.tag, rule_id=rule.rule_id, evidence=match.group(0)[:200]
+                )
+                break
     return tuple(found.values())

@@ -70,8 +70,14 @@ async def apply_and_describe(
     """Apply entries to one customer (one round trip) and build the case events they cause."""
     current = await store.current_customer(tenant, customer_id)
     update = (await store.apply({(tenant, current): entries}))[(tenant, current)]
+    return update, describe_update(tenant, current, update)
+
+
+def describe_update(tenant: str, customer_id: str, update: CustomerUpdate) -> list[CaseEvent]:
+    """The case events an applied update causes, each case with its context."""
     contexts = {
-        case_id: case_context(current, doc, update.context) for case_id, doc in update.cases.items()
+        case_id: case_context(customer_id, doc, update.context)
+        for case_id, doc in update.cases.items()
     }
     events: list[CaseEvent] = []
     for outcome in update.outcomes:
@@ -86,7 +92,7 @@ async def apply_and_describe(
                 occurred_at=datetime.now(UTC),
             )
         )
-    return update, events
+    return events
 
 
 class CaseOperations:

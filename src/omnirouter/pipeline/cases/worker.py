@@ -40,6 +40,7 @@ from omnirouter.pipeline.cases.entries import fold_entry, inbound_entry, outboun
 from omnirouter.pipeline.cases.snapshot import case_context, case_events
 from omnirouter.pipeline.cases.store import CustomerRef, CustomerUpdate, RedisCaseStore
 from omnirouter.pipeline.retry import until_it_succeeds
+from omnirouter.pipeline.routing.batch import NewCase, route_new_cases
 from omnirouter.pipeline.routing.engine import RoutingEngine
 from omnirouter.pipeline.routing.requests import request_for_case, routing_due
 from omnirouter.pipeline.stream import Outgoing, finish_even_if_stopping, publish, raw_topic
@@ -177,17 +178,23 @@ class CaseWorker:
     async def _merged(self, batch: Sequence[Any]) -> None:
         work: dict[CustomerRef, list[dict[str, Any]]] = defaultdict(list)
         outgoing: list[Outgoing] = []
+        merges: list[CustomerMerged] = []
         for item in batch:
             event = self._decode(item, CustomerMerged, outgoing)
             if isinstance(event, CustomerMerged):
-                # Step one of two on the absorbed customer's slot; idempotent, so a replay of
-                # this merge exports again and the survivor's import skips what it has.
-                export = await until_it_succeeds(
-                    lambda e=event: self._store.export(e.tenant, e.absorbed_id, e.survivor_id),  # type: ignore[misc]
-                    what="cases.export",
-                    max_backoff_s=self._pipeline.retry_max_backoff_s,
-                )
-                work[(event.tenant, event.survivor_id)].append(fold_entry(event, export))
+                merges.append(event)
+        # Step one of two on each absorbed customer's slot, for the whole batch in one round
+        # trip; idempotent, so a replay of a merge exports again and the survivor's import
+        # skips what it has.
+        exports = await until_it_succeeds(
+            lambda: self._store.export_many(
+                [(e.tenant, e.absorbed_id, e.survivor_id) for e in merges]
+            ),
+            what="cases.export",
+            max_backoff_s=self._pipeline.retry_max_backoff_s,
+        )
+        for event, export in zip(merges, exports, strict=True):
+            work[(event.tenant, event.survivor_id)].append(fold_entry(event, export))
         await self._apply_and_announce(work, outgoing)
 
     async def _apply_and_announce(
@@ -207,17 +214,26 @@ class CaseWorker:
         if redirected:
             updates.update(await self._apply(redirected, outgoing))
         announced: dict[str, dict[str, str]] = defaultdict(dict)
-        for (tenant, customer_id), update in updates.items():
-            if update.folded_into:
-                continue
-            outgoing.extend(self._announcements(tenant, customer_id, update))
-            if self._router is not None:
-                outgoing.extend(
-                    await self._route_new_cases(
-                        tenant, customer_id, update, received_at or {}, announced[tenant]
-                    )
-                )
-                outgoing.extend(await self._release_closed_cases(tenant, update))
+        live = [(ref, update) for ref, update in updates.items() if not update.folded_into]
+        due: list[tuple[CustomerRef, list[NewCase]]] = []
+        for (tenant, customer_id), update in live:
+            contexts = {
+                case_id: case_context(customer_id, doc, update.context)
+                for case_id, doc in update.cases.items()
+            }
+            outgoing.extend(self._announcements(tenant, customer_id, update, contexts))
+            due.append(((tenant, customer_id), self._new_cases(tenant, update, contexts)))
+        if self._router is not None:
+            if not any(_closed_cases(update) for _, update in live):
+                # The usual batch: every customer's new cases routed together (3 round trips).
+                cases = [case for _, new in due for case in new]
+                outgoing.extend(await self._route(cases, received_at or {}, announced))
+            else:
+                # A merge closed a case: route and release customer by customer, in the order
+                # one customer's release and the next one's routing always had.
+                for ((tenant, _), new), (_, update) in zip(due, live, strict=True):
+                    outgoing.extend(await self._route(new, received_at or {}, announced))
+                    outgoing.extend(await self._release_closed_cases(tenant, update))
         await publish(
             self._app,
             outgoing,
@@ -279,37 +295,42 @@ class CaseWorker:
         )
         return Outgoing("deadletter", customer_id, letter)
 
-    async def _route_new_cases(
-        self,
-        tenant: str,
-        customer_id: str,
-        update: CustomerUpdate,
-        received_at: dict[str, datetime],
-        announced: dict[str, str],
-    ) -> list[Outgoing]:
+    def _new_cases(
+        self, tenant: str, update: CustomerUpdate, contexts: dict[str, CaseContext]
+    ) -> list[NewCase]:
         # A case that is new (just opened or reopened, or left unrouted by a crash before its
         # routing) is routed; routing itself ignores a case already offered or assigned. A
         # redelivered opener re-announces its decision: a crash may have come before it was
         # published, after the case had left "new".
-        router = self._router
-        assert router is not None
-        out: list[Outgoing] = []
+        if self._router is None:
+            return []
+        cases: list[NewCase] = []
         for case_id, doc in update.cases.items():
             due = routing_due(case_id, doc.get("status", ""), update.outcomes)
-            if due is None:
-                continue
-            context = case_context(customer_id, doc, update.context)
-            request = request_for_case(tenant, doc, context)
-            routed = await until_it_succeeds(
-                lambda r=request, d=due: router.route(  # type: ignore[misc]
-                    r, cause=d.cause, repeatable=True, replay_only=d.replay_only
-                ),
-                what="routing.route",
-                max_backoff_s=self._pipeline.retry_max_backoff_s,
-            )
-            observe_end_to_end(received_at.get(due.cause), routed)
+            if due is not None:
+                request = request_for_case(tenant, doc, contexts[case_id])
+                cases.append(NewCase(request, due.cause, replay_only=due.replay_only))
+        return cases
+
+    async def _route(
+        self,
+        cases: list[NewCase],
+        received_at: dict[str, datetime],
+        announced: dict[str, dict[str, str]],
+    ) -> list[Outgoing]:
+        router = self._router
+        if router is None or not cases:
+            return []
+        routed_each = await until_it_succeeds(
+            lambda: route_new_cases(router, cases),
+            what="routing.route",
+            max_backoff_s=self._pipeline.retry_max_backoff_s,
+        )
+        out: list[Outgoing] = []
+        for case, routed in zip(cases, routed_each, strict=True):
+            observe_end_to_end(received_at.get(case.cause), routed)
             if routed:
-                announced[case_id] = due.cause
+                announced[case.request.tenant][case.request.case_id] = case.cause
             out.extend(routed)
         return out
 
@@ -320,12 +341,7 @@ class CaseWorker:
         router = self._router
         assert router is not None
         out: list[Outgoing] = []
-        closed = {
-            t["case_id"]
-            for outcome in update.outcomes
-            for t in outcome.transitions
-            if t.get("to") == "closed" and t.get("case_id")
-        }
+        closed = _closed_cases(update)
         for case_id in sorted(closed):
             out.extend(
                 await until_it_succeeds(
@@ -337,12 +353,12 @@ class CaseWorker:
         return out
 
     def _announcements(
-        self, tenant: str, customer_id: str, update: CustomerUpdate
+        self,
+        tenant: str,
+        customer_id: str,
+        update: CustomerUpdate,
+        contexts: dict[str, CaseContext],
     ) -> list[Outgoing]:
-        contexts: dict[str, CaseContext] = {
-            case_id: case_context(customer_id, doc, update.context)
-            for case_id, doc in update.cases.items()
-        }
         now = datetime.now(UTC)
         out: list[Outgoing] = []
         for outcome in update.outcomes:
@@ -354,3 +370,13 @@ class CaseWorker:
             ):
                 out.append(Outgoing("cases.events", customer_id, event))
         return out
+
+
+def _closed_cases(update: CustomerUpdate) -> set[str]:
+    """Cases a batch closed (folded into the survivor's case by a merge)."""
+    return {
+        t["case_id"]
+        for outcome in update.outcomes
+        for t in outcome.transitions
+        if t.get("to") == "closed" and t.get("case_id")
+    }

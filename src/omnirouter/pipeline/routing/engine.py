@@ -8,9 +8,8 @@ kafka-python in the API), so the engine itself never touches Kafka.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from omnirouter.events import (
@@ -32,18 +31,19 @@ from omnirouter.logs import get_logger
 from omnirouter.ops.metrics import count_sla_breach, observed
 from omnirouter.pipeline.cases.entries import customer_of_case, status_entry
 from omnirouter.pipeline.cases.operations import apply_and_describe
-from omnirouter.pipeline.cases.store import RedisCaseStore
-from omnirouter.pipeline.routing.decide import Decision, RoutingRequest, decide
+from omnirouter.pipeline.cases.store import CustomerUpdate, RedisCaseStore
+from omnirouter.pipeline.routing.decide import Decision, RoutingRequest
 from omnirouter.pipeline.routing.estimate import describe_wait, estimate_wait_s
-from omnirouter.pipeline.routing.rules import Queue, RoutingRules
-from omnirouter.pipeline.routing.store import (
-    RoutingStore,
-    capacities,
-    millis,
-    queue_score,
-    request_from_json,
-    request_to_json,
+from omnirouter.pipeline.routing.planning import (
+    RoutePlan,
+    Verdict,
+    announcement,
+    derived_event_id_for,
+    plan_route,
+    verdict_of,
 )
+from omnirouter.pipeline.routing.rules import RoutingRules
+from omnirouter.pipeline.routing.store import RoutingStore, millis, request_from_json
 from omnirouter.pipeline.stream import Outgoing
 
 log = get_logger(__name__)
@@ -69,6 +69,7 @@ class RoutingEngine:
         """Route with ``rules``; reservations in ``store``; case status in ``cases``."""
         self.rules = rules
         self.store = store
+        self.cases = cases
         self._cases = cases
 
     @observed("routing")
@@ -91,81 +92,64 @@ class RoutingEngine:
         never a new decision (the event is known to be a redelivery).
         """
         now = now or datetime.now(UTC)
-        previous_queue = previous_queue or request.queue_id
         tenant = request.tenant
         await self.store.note_tenant(tenant)
         agents = await self.store.agents(tenant)
-        decision = decide(self.rules, request, agents, now, sticky_until=None)
-        queue = decision.queue
-        enqueued_at = request.enqueued_at or now
-        request = replace(
+        plan = plan_route(
+            self.rules,
             request,
-            queue_id=queue.id,
-            rule_id=decision.rule.id if decision.rule else request.rule_id,
-            enqueued_at=enqueued_at,
-        )
-        timers = self._timers(request, decision, now)
-        ack_key = f"{request.case_id}|{millis(request.opened_at)}" if queue.auto_ack.enabled else ""
-        result = await self.store.route(
-            tenant,
-            {
-                "case_id": request.case_id,
-                "cause": cause,
-                "repeatable": repeatable or replay_only,
-                "replay_only": replay_only,
-                "channel": str(request.channel),
-                "request": request_to_json(request).decode(),
-                "candidates": list(decision.eligible),
-                "capacities": capacities(agents, request.channel, self.rules.capacity),
-                "offer_expires": millis(now + timedelta(seconds=queue.offer_timeout_s)),
-                "queue": queue.id,
-                "previous_queue": previous_queue or "",
-                "score": queue_score(decision.priority, enqueued_at),
-                "timers": [[kind, millis(due)] for kind, due in timers],
-                "clear_timers": list(clear_timers),
-                "ack_key": ack_key,
-                "now": millis(now),
-            },
-        )
-        state = result["state"]
-        if result.get("already") or state == "assigned":
-            return []  # a replay, or a race another worker won: nothing new to announce
-        agent = result.get("agent") or None
-        outcome = RoutingOutcome.OFFERED if state == "offered" else RoutingOutcome.QUEUED
-        reasons = list(decision.reasons)
-        if outcome is RoutingOutcome.OFFERED and agent != (
-            decision.eligible[0] if decision.eligible else None
-        ):
-            reasons.append(
-                RoutingReason(
-                    code="reserved_next",
-                    message=f"offered to {agent}: candidates before were taken meanwhile",
-                    data={"agent": agent},
-                )
-            )
-        if outcome is RoutingOutcome.QUEUED and decision.eligible:
-            reasons.append(
-                RoutingReason(
-                    code="all_taken",
-                    message="every eligible agent was taken meanwhile: queued",
-                    data={},
-                )
-            )
-        to = CaseStatus.OFFERED if outcome is RoutingOutcome.OFFERED else CaseStatus.QUEUED
-        reason = f"offered to {agent}" if agent else f"queued in {queue.id}"
-        out = await self._announce(
-            request,
-            decision,
-            outcome,
-            agent,
-            reasons,
+            agents,
             cause=cause,
             now=now,
-            to=to,
-            status_reason=reason,
+            clear_timers=clear_timers,
+            previous_queue=previous_queue,
+            repeatable=repeatable,
+            replay_only=replay_only,
         )
-        if outcome is RoutingOutcome.QUEUED and result.get("ack"):
-            out.extend(await self._acknowledgement(request, decision, out, now=now))
+        verdict = verdict_of(plan, await self.store.route(tenant, plan.payload))
+        if verdict is None:
+            return []
+        routing, entry = announcement(plan, verdict)
+        update, events = await apply_and_describe(
+            self._cases, tenant, plan.request.customer_id, [entry]
+        )
+        return await self.announced(plan, verdict, routing, update, events)
+
+    async def announced(
+        self,
+        plan: RoutePlan,
+        verdict: Verdict,
+        routing: RoutingDecision,
+        update: CustomerUpdate,
+        events: list[CaseEvent],
+    ) -> list[Outgoing]:
+        """The records announcing a routing decision, once its case status is applied."""
+        request = plan.request
+        out = [Outgoing("routing.decisions", request.customer_id, routing)]
+        out.extend(self._case_outgoing(request.customer_id, events))
+        latest = events[-1] if events else None
+        if latest is not None:
+            out.append(
+                Outgoing(
+                    "cases.routed",
+                    request.customer_id,
+                    CaseRouted(
+                        event_id=derived_event_id(routing.event_id, "routed"),
+                        tenant=request.tenant,
+                        occurred_at=plan.now,
+                        causation_id=routing.event_id,
+                        case=latest.case,
+                        decision=routing,
+                        context=latest.context,
+                    ),
+                )
+            )
+        if update.outcomes and update.outcomes[0].error:
+            log.warning(
+                "case status not updated", case_id=request.case_id, error=update.outcomes[0].error
+            )
+        if verdict.ack:
+            out.extend(await self._acknowledgement(request, plan.decision, out, now=plan.now))
         return out
 
     async def respond(
@@ -329,23 +313,6 @@ class RoutingEngine:
             previous_queue=previous_queue,
         )
 
-    def _timers(
-        self, request: RoutingRequest, decision: Decision, now: datetime
-    ) -> list[tuple[str, datetime]]:
-        queue = decision.queue
-        enqueued = request.enqueued_at or now
-        timers: list[tuple[str, datetime]] = []
-        if request.escalation_step < len(queue.escalation):
-            step = queue.escalation[request.escalation_step]
-            timers.append(("escalate", enqueued + timedelta(seconds=step.after_s)))
-        if decision.sticky_until is not None:
-            timers.append(("sticky", decision.sticky_until))
-        if not request.sla_breached:
-            timers.append(("sla", enqueued + timedelta(seconds=queue.sla.first_response_s)))
-        if decision.opens_at is not None:
-            timers.append(("open", decision.opens_at))
-        return timers
-
     async def _after_response(
         self, tenant: str, case_id: str, result: dict[str, Any], *, now: datetime, expired: bool
     ) -> list[Outgoing]:
@@ -396,75 +363,6 @@ class RoutingEngine:
             request, declined_by=(*request.declined_by, agent) if agent else request.declined_by
         )
         return await self.route(request, cause=f"{why}:{case_id}:{agent}:{millis(now)}", now=now)
-
-    async def _announce(
-        self,
-        request: RoutingRequest,
-        decision: Decision,
-        outcome: RoutingOutcome,
-        agent: str | None,
-        reasons: list[RoutingReason],
-        *,
-        cause: str,
-        now: datetime,
-        to: CaseStatus,
-        status_reason: str,
-    ) -> list[Outgoing]:
-        event_id = derived_event_id(derived_event_id_for(request.case_id), f"routing:{cause}")
-        routing = RoutingDecision(
-            event_id=event_id,
-            tenant=request.tenant,
-            occurred_at=now,
-            case_id=request.case_id,
-            customer_id=request.customer_id,
-            queue=decision.queue.id,
-            strategy=_strategy(decision.queue, decision),
-            outcome=outcome,
-            agent_id=agent,
-            rule_id=decision.rule.id if decision.rule else None,
-            priority=decision.priority,
-            candidates=decision.candidates,
-            reasons=tuple(reasons),
-        )
-        update, events = await apply_and_describe(
-            self._cases,
-            request.tenant,
-            request.customer_id,
-            [
-                status_entry(
-                    event_id,
-                    now,
-                    case_id=request.case_id,
-                    to=to,
-                    reason=status_reason,
-                    queue=decision.queue.id,
-                )
-            ],
-        )
-        out = [Outgoing("routing.decisions", request.customer_id, routing)]
-        out.extend(self._case_outgoing(request.customer_id, events))
-        latest = events[-1] if events else None
-        if latest is not None:
-            out.append(
-                Outgoing(
-                    "cases.routed",
-                    request.customer_id,
-                    CaseRouted(
-                        event_id=derived_event_id(event_id, "routed"),
-                        tenant=request.tenant,
-                        occurred_at=now,
-                        causation_id=event_id,
-                        case=latest.case,
-                        decision=routing,
-                        context=latest.context,
-                    ),
-                )
-            )
-        if update.outcomes and update.outcomes[0].error:
-            log.warning(
-                "case status not updated", case_id=request.case_id, error=update.outcomes[0].error
-            )
-        return out
 
     def _case_outgoing(self, customer_id: str, events: list[CaseEvent]) -> list[Outgoing]:
         return [Outgoing("cases.events", customer_id, e) for e in events]
@@ -531,15 +429,3 @@ class RoutingEngine:
             attributes={"auto_ack": "true", "estimated_wait_s": str(int(wait_s))},
         )
         return [Outgoing("interactions.outbound", request.customer_id, ack)]
-
-
-def derived_event_id_for(case_id: str) -> uuid.UUID:
-    """A stable UUID namespace per case, for deterministic routing event ids."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"omnirouter:case:{case_id}")
-
-
-def _strategy(queue: Queue, decision: Decision) -> str:
-    parts = ["skills" if decision.requirements.skills else "any_skill", queue.distribution]
-    if decision.sticky_agent:
-        parts.insert(0, "sticky")
-    return "+".join(parts)

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from omnirouter.events import Channel
 from omnirouter.pipeline.routing.decide import AgentState, RoutingRequest
@@ -105,6 +106,21 @@ class RoutingStore:
         counts = {_text(k): int(v) for k, v in load.items()}
         return [_agent(raw, counts) for raw in agents.values()]
 
+    async def agents_of(self, tenants: Sequence[str]) -> dict[str, list[AgentState]]:
+        """Every agent of each tenant with their load, all tenants in one round trip."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for tenant in tenants:
+                keys = self.keys(tenant)
+                pipe.hgetall(keys.agents)
+                pipe.hgetall(keys.load)
+            replies = await pipe.execute()
+        out: dict[str, list[AgentState]] = {}
+        for index, tenant in enumerate(tenants):
+            agents, load = replies[2 * index], replies[2 * index + 1]
+            counts = {_text(k): int(v) for k, v in load.items()}
+            out[tenant] = [_agent(raw, counts) for raw in agents.values()]
+        return out
+
     async def upsert_agent(
         self,
         tenant: str,
@@ -135,6 +151,42 @@ class RoutingStore:
         )
         result: dict[str, Any] = orjson.loads(raw)
         return result
+
+    async def route_many(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Offer or queue many cases, in order, in one pipelined round trip: (tenant, payload)
+        pairs as for ``route``; each script stays atomic on its tenant's hash slot."""
+        if not calls:
+            return []
+        commands = []
+        for tenant, payload in calls:
+            keys = self.keys(tenant)
+            script_keys = keys.script_keys()
+            commands.append((script_keys, [keys.queue_stem, orjson.dumps(payload)]))
+        replies: list[Any] = [None] * len(commands)
+        todo = list(range(len(commands)))
+        for _ in range(2):
+            # EVALSHA straight into the pipeline (redis-py's Script adds a SCRIPT EXISTS trip);
+            # a script cache lost by a restart or failover fails those calls unrun: load, redo.
+            async with self.client.pipeline(transaction=False) as pipe:
+                for i in todo:
+                    names, args = commands[i]
+                    pipe.execute_command("EVALSHA", self._route.sha, len(names), *names, *args)
+                results = await pipe.execute(raise_on_error=False)
+            missing = []
+            for i, result in zip(todo, results, strict=True):
+                if isinstance(result, NoScriptError):
+                    missing.append(i)
+                elif isinstance(result, Exception):
+                    raise result
+                else:
+                    replies[i] = result
+            if not missing:
+                break
+            await self.client.script_load(self._route.script)
+            todo = missing
+        else:
+            raise NoScriptError("route.lua is not in the script cache after loading it")
+        return [orjson.loads(raw) for raw in replies]
 
     async def mark_announced(self, causes: Mapping[str, Mapping[str, str]]) -> None:
         """Record, per tenant, case_id -> the cause whose decision Kafka acknowledged (one
