@@ -303,7 +303,7 @@ class RoutingEngine:
             else:
                 request = replace(request, escalation_step=index + 1)
         elif kind == "sla":
-            count_sla_breach(request.queue_id or self.rules.default_queue)
+            count_sla_breach(request.queue_id or self.rules.default_queue, tenant=tenant)
             request = replace(request, sla_breached=True)
         return await self.route(
             request,
