@@ -47,10 +47,14 @@ def cluster_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack
     assert stray_broker_pids(state_dir) == [], "devstack down left Kafka nodes running"
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture
 def kafka_cluster(cluster_stack: DevStack) -> KafkaCluster:
-    """The Kafka nodes of the cluster stack, to kill and restart."""
-    return cluster_stack.kafka_cluster()
+    """The Kafka nodes of the cluster stack, to kill and restart — all three running when the
+    test starts, whatever an earlier scenario that failed half-way left down."""
+    cluster = cluster_stack.kafka_cluster()
+    for index in range(len(cluster.nodes())):
+        cluster.restart(index)  # returns at once for a node that runs
+    return cluster
 
 
 @pytest.fixture
@@ -60,9 +64,6 @@ def cluster_run(
     """A router of this scenario's own on the cluster stack: the catalogue's topics (its
     partition counts, 3 replicas, min ISR 2) and keys under a private prefix in the Redis
     Cluster."""
-    # A scenario that failed half-way may have left a node down: the next one needs all three.
-    for index in range(len(kafka_cluster.nodes())):
-        kafka_cluster.restart(index)
     addresses = cluster_stack.status().addresses
     assert addresses is not None, "the cluster stack is not up"
     prefix = f"cluster.{unique_id}."

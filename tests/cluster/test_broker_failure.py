@@ -61,15 +61,19 @@ def test_broker_killed_mid_stream_loses_duplicates_and_reorders_nothing(
         killed.append(node + 1)
         assert kafka_cluster.status().describe() == "degraded (2/3 running)"
         resolved_then, acknowledged_then = total(), len(producer.acknowledged)
-        eventually(
-            lambda r=resolved_then, a=acknowledged_then: (  # type: ignore[misc]
-                total() >= r + WHILE_DOWN and len(producer.acknowledged) >= a + WHILE_DOWN
-            ),
-            timeout_s=120,
-            what=f"{WHILE_DOWN} more events acknowledged and resolved with node {node + 1} down",
-        )
-        acknowledged_while_down += len(producer.acknowledged) - acknowledged_then
-        kafka_cluster.restart(node)
+        try:
+            eventually(
+                lambda r=resolved_then, a=acknowledged_then: (  # type: ignore[misc]
+                    total() >= r + WHILE_DOWN and len(producer.acknowledged) >= a + WHILE_DOWN
+                ),
+                timeout_s=120,
+                what=f"{WHILE_DOWN} more events acknowledged and resolved with node "
+                f"{node + 1} down",
+            )
+            acknowledged_while_down += len(producer.acknowledged) - acknowledged_then
+        finally:
+            # Even when the wait failed: the next scenario needs all three nodes.
+            kafka_cluster.restart(node)
     producer.finish()
     outcome = audit(cluster_run, producer)
     record_scale_report(
