@@ -75,6 +75,9 @@ class _Matcher:
     rules: tuple[IntentRule, ...]
     any_keyword: re.Pattern[str] | None
     rule_keyword: tuple[re.Pattern[str] | None, ...]
+    # Each rule's keywords in lower case when all are ASCII (else None): in ASCII text such a
+    # keyword can only match where its lower case is a substring of the lowered text.
+    rule_lowered: tuple[tuple[str, ...] | None, ...]
 
 
 # By identity: the rules come from settings, the same tuple on every call, and hashing the
@@ -93,6 +96,12 @@ def _matcher(rules: tuple[IntentRule, ...]) -> _Matcher:
         rules,
         _any_keyword(tuple(k for rule in rules for k in rule.keywords)),
         tuple(_any_keyword(rule.keywords) for rule in rules),
+        tuple(
+            tuple(k.lower() for k in rule.keywords)
+            if all(k.isascii() for k in rule.keywords)
+            else None
+            for rule in rules
+        ),
     )
     _matchers[id(rules)] = matcher
     return matcher
@@ -101,26 +110,45 @@ def _matcher(rules: tuple[IntentRule, ...]) -> _Matcher:
 def tag_intents(text: str, rules: tuple[IntentRule, ...]) -> tuple[IntentTag, ...]:
     """The intents ``text`` shows, one per tag, each with the rule and words that matched."""
     matcher = _matcher(rules)
-    some_keyword = matcher.any_keyword is not None and matcher.any_keyword.search(text)
+    ascii_text = text.isascii()
+    lowered = text.lower() if ascii_text else ""
+    some_keyword: object = None  # searched for only when a rule needs it
     found: dict[str, IntentTag] = {}
-    for rule, rule_keyword in zip(rules, matcher.rule_keyword, strict=True):
+    for rule, rule_keyword, rule_lowered in zip(
+        rules, matcher.rule_keyword, matcher.rule_lowered, strict=True
+    ):
         if rule.tag in found:
             continue
-        if some_keyword and rule_keyword is not None and rule_keyword.search(text):
-            # Evidence is the first of the rule's keywords (in its order) that the text shows.
-            for keyword in rule.keywords:
-                match = _keyword_pattern(keyword).search(text)
-                if match:
-                    found[rule.tag] = IntentTag(
-                        tag=rule.tag, rule_id=rule.rule_id, evidence=match.group(0)
-                    )
-                    break
-            continue
-        for pattern in rule.patterns:
-            match = _regex(pattern).search(text)
-            if match:
-                found[rule.tag] = IntentTag(
-                    tag=rule.tag, rule_id=rule.rule_id, evidence=match.group(0)[:200]
-                )
-                break
+        if ascii_text and rule_lowered is not None:
+            # Substring tests first (cheap); the regex only for keywords that can match.
+            keywords = [
+                k for k, low in zip(rule.keywords, rule_lowered, strict=True) if low in lowered
+            ]
+        else:
+            if some_keyword is None:
+                some_keyword = bool(matcher.any_keyword and matcher.any_keyword.search(text))
+            hit = some_keyword and rule_keyword is not None and rule_keyword.search(text)
+            keywords = list(rule.keywords) if hit else []
+        # Evidence is the first of the rule's keywords (in its order) that the text shows.
+        tag = _first_keyword(rule, keywords, text)
+        if tag is None:
+            tag = _first_pattern(rule, text)
+        if tag is not None:
+            found[rule.tag] = tag
     return tuple(found.values())
+
+
+def _first_keyword(rule: IntentRule, keywords: list[str], text: str) -> IntentTag | None:
+    for keyword in keywords:
+        match = _keyword_pattern(keyword).search(text)
+        if match:
+            return IntentTag(tag=rule.tag, rule_id=rule.rule_id, evidence=match.group(0))
+    return None
+
+
+def _first_pattern(rule: IntentRule, text: str) -> IntentTag | None:
+    for pattern in rule.patterns:
+        match = _regex(pattern).search(text)
+        if match:
+            return IntentTag(tag=rule.tag, rule_id=rule.rule_id, evidence=match.group(0)[:200])
+    return None

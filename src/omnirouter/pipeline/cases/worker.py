@@ -212,7 +212,11 @@ class CaseWorker:
                 target = await self._store.current_customer(tenant, update.folded_into)
                 redirected[(tenant, target)].extend(work[(tenant, customer_id)])
         if redirected:
-            updates.update(await self._apply(redirected, outgoing))
+            for ref, update in (await self._apply(redirected, outgoing)).items():
+                # The survivor may have had events of its own in this batch: keep their
+                # outcomes too, or their case events would never be announced.
+                earlier = updates.get(ref)
+                updates[ref] = update if earlier is None else _combined(earlier, update)
         announced: dict[str, dict[str, str]] = defaultdict(dict)
         live = [(ref, update) for ref, update in updates.items() if not update.folded_into]
         due: list[tuple[CustomerRef, list[NewCase]]] = []
@@ -370,6 +374,18 @@ class CaseWorker:
             ):
                 out.append(Outgoing("cases.events", customer_id, event))
         return out
+
+
+def _combined(earlier: CustomerUpdate, later: CustomerUpdate) -> CustomerUpdate:
+    """One customer's two updates of a batch as one: every outcome, the latest documents."""
+    if earlier.folded_into:
+        return later
+    return CustomerUpdate(
+        folded_into=later.folded_into,
+        outcomes=earlier.outcomes + later.outcomes,
+        cases={**earlier.cases, **later.cases},
+        context=later.context or earlier.context,
+    )
 
 
 def _closed_cases(update: CustomerUpdate) -> set[str]:

@@ -127,7 +127,19 @@ class RoutingEngine:
         request = plan.request
         out = [Outgoing("routing.decisions", request.customer_id, routing)]
         out.extend(self._case_outgoing(request.customer_id, events))
-        latest = events[-1] if events else None
+        latest = next((e for e in reversed(events) if e.case.case_id == request.case_id), None)
+        if latest is not None and latest.case.customer_id != request.customer_id:
+            # The customer was merged into another between the request and now: the case moved
+            # (folded into the survivor's, which routing releases). A routed-case record would
+            # pair a snapshot and a decision of different customers — and its validation error
+            # crashed the case agent once (found by the bench). The decision stays on record.
+            log.info(
+                "routed case moved by a merge; not announced as routed",
+                case_id=request.case_id,
+                customer_id=request.customer_id,
+                now_with=latest.case.customer_id,
+            )
+            latest = None
         if latest is not None:
             out.append(
                 Outgoing(
