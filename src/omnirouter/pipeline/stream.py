@@ -9,9 +9,13 @@ from typing import Any
 
 import faust
 
-from omnirouter.events import EventEnvelope, encode, topic_spec
+from omnirouter.events import DeadLetter, EventEnvelope, encode, topic_spec
 from omnirouter.events.oversize import RECORD_FRAMING_BYTES, oversized_dead_letter
+from omnirouter.logs import get_logger
+from omnirouter.ops.metrics import count_published
 from omnirouter.pipeline.retry import until_it_succeeds
+
+log = get_logger(__name__)
 
 # How long a stopping worker lets an in-flight batch finish: faust acks a take() batch when the
 # agent leaves it, so a batch abandoned half-way could have its offsets committed unprocessed.
@@ -41,6 +45,55 @@ async def finish_even_if_stopping(batch_work: Awaitable[None]) -> None:
     except asyncio.CancelledError:
         await asyncio.wait_for(task, timeout=FINISH_ON_STOP_S)
         raise
+
+
+async def finish_or_dead_letter(
+    app: faust.App,
+    batch: Sequence[Any],
+    batch_work: Awaitable[None],
+    *,
+    stage: str,
+    topic_prefix: str,
+    max_backoff_s: float,
+) -> None:
+    """Run a batch like :func:`finish_even_if_stopping`; should it fail in a way no retry
+    inside it handles (a bug, a record no code path foresaw), its records go to the dead-letter
+    topic with the stage and the error, and the stream goes on.
+
+    Without this, faust's agent would crash and stop consuming while the process lives on:
+    every later event would wait, unseen. Re-driving the letters after a fix is idempotent
+    (event_id), so records the batch had already applied change nothing the second time.
+    """
+    try:
+        await finish_even_if_stopping(batch_work)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.exception("batch failed; its records go to the dead-letter topic", stage=stage)
+        reason = f"unexpected {type(exc).__name__} in {stage}: {exc}"[:2000]
+        letters = []
+        for item in batch:
+            message = item.message
+            key = message.key or b""
+            letter = DeadLetter.for_payload(
+                message.value if message.value is not None else b"",
+                key,
+                stage=stage,
+                reason=reason,
+                error_type=f"Unexpected.{type(exc).__name__}",
+                source_topic=message.topic,
+                source_partition=message.partition,
+                source_offset=message.offset,
+            )
+            letters.append(Outgoing("deadletter", key.decode("utf-8", "replace"), letter))
+        await publish(
+            app,
+            letters,
+            topic_prefix=topic_prefix,
+            what=f"{stage}.deadletter",
+            max_backoff_s=max_backoff_s,
+        )
+        count_published(stage, letters)
 
 
 def raw_topic(app: faust.App, name: str) -> Any:

@@ -302,3 +302,31 @@ async def test_the_same_phone_in_two_tenants_is_two_customers(identity) -> None:
     assert acme.is_new_customer and globex.is_new_customer
     assert (acme.tenant, globex.tenant) == ("acme", "globex")
     assert await identity.store.customer("acme", globex.customer_id) is None
+
+
+async def test_a_batch_failing_in_a_way_no_retry_handles_is_dead_lettered_and_the_stream_goes_on(
+    identity, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A bug (here: the store raising for one tenant) must not crash the agent — faust would
+    stop consuming while the process lives on. The batch's records land on the dead-letter topic
+    with the stage and the error, and the next event is resolved as usual."""
+    original = identity.store.resolve_batch
+
+    async def exploding(tenant, requests):  # type: ignore[no-untyped-def]
+        if tenant == "kaboom":
+            raise RuntimeError("a bug no retry handles")
+        return await original(tenant, requests)
+
+    monkeypatch.setattr(identity.store, "resolve_batch", exploding)
+    poison = inbound("sms", identifier("phone", "+15550109999"), tenant="kaboom")
+    identity.send(poison)
+    [letter] = await identity.wait(
+        "deadletter", DeadLetter, lambda items: len(items) == 1, "the failed batch's dead letter"
+    )
+    assert (letter.stage, letter.error_type) == ("identity", "Unexpected.RuntimeError")
+    assert "a bug no retry handles" in letter.reason
+    assert letter.original_value() == encode(poison)
+    assert letter.source_topic == identity.topic("interactions.inbound")
+
+    after = await _resolve(identity, inbound("sms", identifier("phone", "+15550108888")))
+    assert after.is_new_customer

@@ -43,7 +43,7 @@ from omnirouter.pipeline.retry import until_it_succeeds
 from omnirouter.pipeline.routing.batch import NewCase, route_new_cases
 from omnirouter.pipeline.routing.engine import RoutingEngine
 from omnirouter.pipeline.routing.requests import request_for_case, routing_due
-from omnirouter.pipeline.stream import Outgoing, finish_even_if_stopping, publish, raw_topic
+from omnirouter.pipeline.stream import Outgoing, finish_or_dead_letter, publish, raw_topic
 from omnirouter.settings import CaseSettings, PipelineSettings
 
 log = get_logger(__name__)
@@ -124,7 +124,14 @@ class CaseWorker:
             async for batch in stream.take_events(
                 self._pipeline.batch_max, within=self._pipeline.batch_within_s
             ):
-                await finish_even_if_stopping(handler(batch))
+                await finish_or_dead_letter(
+                    self._app,
+                    batch,
+                    handler(batch),
+                    stage=STAGE,
+                    topic_prefix=self._prefix,
+                    max_backoff_s=self._pipeline.retry_max_backoff_s,
+                )
                 self.batches_processed += 1
                 self.events_consumed += len(batch)
                 yield None

@@ -43,7 +43,7 @@ from omnirouter.pipeline.dispatcher.delivery import (
 )
 from omnirouter.pipeline.dispatcher.senders import SenderChoice, select_sender
 from omnirouter.pipeline.retry import until_it_succeeds
-from omnirouter.pipeline.stream import Outgoing, finish_even_if_stopping, publish, raw_topic
+from omnirouter.pipeline.stream import Outgoing, finish_or_dead_letter, publish, raw_topic
 from omnirouter.settings import OutboundSettings, Settings
 
 log = get_logger(__name__)
@@ -106,7 +106,14 @@ class DispatcherWorker:
     async def _consume(self, stream: Any) -> AsyncIterator[None]:
         pipeline = self._settings.pipeline
         async for batch in stream.take_events(pipeline.batch_max, within=pipeline.batch_within_s):
-            await finish_even_if_stopping(self._dispatch(batch))
+            await finish_or_dead_letter(
+                self._app,
+                batch,
+                self._dispatch(batch),
+                stage=STAGE,
+                topic_prefix=self._prefix,
+                max_backoff_s=pipeline.retry_max_backoff_s,
+            )
             self.batches_processed += 1
             self.events_consumed += len(batch)
             yield None

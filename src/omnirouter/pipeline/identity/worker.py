@@ -37,7 +37,7 @@ from omnirouter.pipeline.identity.store import IdentityStore, Resolution, Resolv
 from omnirouter.pipeline.retry import until_it_succeeds
 from omnirouter.pipeline.stream import (
     Outgoing,
-    finish_even_if_stopping,
+    finish_or_dead_letter,
     publish,
     raw_topic,
 )
@@ -82,7 +82,14 @@ class IdentityWorker:
         async for batch in stream.take_events(
             self._pipeline.batch_max, within=self._pipeline.batch_within_s
         ):
-            await finish_even_if_stopping(self.process(batch))
+            await finish_or_dead_letter(
+                self._app,
+                batch,
+                self.process(batch),
+                stage=STAGE,
+                topic_prefix=self._prefix,
+                max_backoff_s=self._pipeline.retry_max_backoff_s,
+            )
             yield None
 
     @observed(STAGE)
