@@ -20,15 +20,15 @@ import orjson
 import pytest
 from redis.cluster import key_slot
 
-from omnirouter.connections import create_producer, ensure_topics
+from omnirouter.connections import create_producer
 from omnirouter.devstack import StackAddresses
 from omnirouter.devstack.redis_cluster import RedisClusterStack
 from omnirouter.events import DEFAULT_TENANT, encode, topic_spec
 from omnirouter.redis_keys import CustomerCaseKeys, IdentityKeys
-from omnirouter.runtime import catalogue_topics
 from omnirouter.security import redis_client, redis_sync_client
-from omnirouter.settings import KafkaSettings, RedisSettings, Settings
+from omnirouter.settings import RedisSettings
 from support.events import identifier, inbound
+from support.kafka import create_catalogue
 from support.waiting import eventually, eventually_async
 from support.workers import start_workers
 
@@ -106,13 +106,7 @@ async def test_every_event_once_and_in_order_across_a_master_failover(
 ) -> None:
     url = redis_cluster.up()  # whole again if an earlier test left a node down
     prefix, redis_prefix = f"test.{unique_id}.", f"test:{unique_id}"
-    settings = Settings(
-        kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap_servers, topic_prefix=prefix)
-    )
-    ensure_topics(
-        stack.kafka_bootstrap_servers,
-        [t._replace(partitions=min(t.partitions, 3)) for t in catalogue_topics(settings)],
-    )
+    create_catalogue(stack.kafka_bootstrap_servers, prefix, max_partitions=3)
     identity_slot = key_slot(IdentityKeys(redis_prefix, DEFAULT_TENANT).identifier_owner.encode())
     victim = redis_cluster.master_of_slot(identity_slot)
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 import pytest
 
 from omnirouter import Publisher
-from omnirouter.connections import ensure_topics
 from omnirouter.devstack import StackAddresses
 from omnirouter.events import InteractionEvent, topic_spec
-from omnirouter.runtime import catalogue_topics
-from omnirouter.settings import KafkaSettings, Settings
-from support.kafka import TopicReader
+from support.kafka import TopicReader, create_catalogue
 
 pytestmark = pytest.mark.integration
 
@@ -19,13 +16,7 @@ async def test_an_adapter_publishes_a_message_and_a_retry_keeps_its_event_id(
     stack: StackAddresses, unique_id: str
 ) -> None:
     prefix = f"test.{unique_id}."
-    settings = Settings(
-        kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap_servers, topic_prefix=prefix)
-    )
-    ensure_topics(
-        stack.kafka_bootstrap_servers,
-        [t._replace(partitions=1) for t in catalogue_topics(settings)],
-    )
+    create_catalogue(stack.kafka_bootstrap_servers, prefix, max_partitions=1)
     with Publisher(stack.kafka_bootstrap_servers, topic_prefix=prefix) as publisher:
         receipts = [
             publisher.publish_message(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from omnirouter import cli
-from omnirouter.connections import create_producer, ensure_topics
+from omnirouter.connections import create_producer
 from omnirouter.devstack import StackAddresses
 from omnirouter.events import (
     CaseEvent,
@@ -30,10 +30,8 @@ from omnirouter.ops.state_export import export_state
 from omnirouter.pipeline.cases.entries import note_entry
 from omnirouter.pipeline.cases.operations import CaseOperations, apply_and_describe
 from omnirouter.pipeline.identity.operations import KafkaEventPublisher
-from omnirouter.runtime import catalogue_topics
-from omnirouter.settings import KafkaSettings, Settings
 from support.events import identifier, inbound
-from support.kafka import TopicReader
+from support.kafka import TopicReader, create_catalogue
 from support.replay_checks import applied_fold, differences, point_cli_at
 from support.workers import start_workers
 
@@ -57,13 +55,7 @@ async def test_replay_rebuilds_identity_and_cases_equal_to_the_live_state(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     prefix = f"test.{unique_id}."
-    settings = Settings(
-        kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap_servers, topic_prefix=prefix)
-    )
-    ensure_topics(
-        stack.kafka_bootstrap_servers,
-        [t._replace(partitions=min(t.partitions, 3)) for t in catalogue_topics(settings)],
-    )
+    create_catalogue(stack.kafka_bootstrap_servers, prefix, max_partitions=3)
     topic = lambda key: topic_spec(key).name(prefix)  # noqa: E731 - a one-line helper
     producer = create_producer(stack.kafka_bootstrap_servers, client_id="replay-test")
     publisher = KafkaEventPublisher(producer)

@@ -50,4 +50,4 @@ def differences(live: Any, rebuilt: Any, path: str = "") -> list[str]:
             else:
                 found.extend(differences(live[key], rebuilt[key], f"{path}/{key}"))
         return found
-    return [] if live == rebuilt else [f"{path}: live {live!r:.300} != rebuilt {rebuilt!r:.300}"]
+    return [] if live == rebuilt else [f"{path}: live {live!r:.3000} != rebuilt {rebuilt!r:.3000}"]

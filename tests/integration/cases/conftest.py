@@ -9,15 +9,13 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from omnirouter.connections import create_producer, ensure_topics
+from omnirouter.connections import create_producer
 from omnirouter.devstack import StackAddresses
 from omnirouter.events import TOPICS, InteractionEvent, encode, topic_spec
 from omnirouter.pipeline.cases.store import RedisCaseStore
 from omnirouter.pipeline.cases.worker import CaseWorker
 from omnirouter.pipeline.identity.store import RedisIdentityStore
-from omnirouter.runtime import catalogue_topics
-from omnirouter.settings import KafkaSettings, Settings
-from support.kafka import TopicReader
+from support.kafka import TopicReader, create_catalogue
 from support.workers import start_workers
 
 
@@ -57,13 +55,7 @@ async def pipeline(
     stack: StackAddresses, unique_id: str, redis_prefix: str
 ) -> AsyncIterator[Pipeline]:
     prefix = f"test.{unique_id}."
-    settings = Settings(
-        kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap_servers, topic_prefix=prefix)
-    )
-    ensure_topics(
-        stack.kafka_bootstrap_servers,
-        [t._replace(partitions=min(t.partitions, 3)) for t in catalogue_topics(settings)],
-    )
+    create_catalogue(stack.kafka_bootstrap_servers, prefix, max_partitions=3)
     app, cases, identity, worker, client = await start_workers(
         stack, app_id=f"pipeline-{unique_id}", prefix=prefix, redis_prefix=redis_prefix
     )

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from omnirouter.connections import create_producer, ensure_topics
+from omnirouter.connections import create_producer
 from omnirouter.devstack import StackAddresses
 from omnirouter.events import TOPICS, InteractionEvent, encode, topic_spec
 from omnirouter.pipeline import create_app
@@ -17,9 +17,8 @@ from omnirouter.pipeline.identity.operations import IdentityOperations, KafkaEve
 from omnirouter.pipeline.identity.policy import IdentityPolicy
 from omnirouter.pipeline.identity.store import RedisIdentityStore
 from omnirouter.pipeline.identity.worker import IdentityWorker
-from omnirouter.runtime import catalogue_topics
-from omnirouter.settings import KafkaSettings, PipelineSettings, Settings
-from support.kafka import TopicReader
+from omnirouter.settings import PipelineSettings
+from support.kafka import TopicReader, create_catalogue
 from support.redis_trips import CountingRedis, counting_redis
 
 
@@ -67,13 +66,7 @@ async def identity(
     stack: StackAddresses, unique_id: str, redis_prefix: str, identity_policy: IdentityPolicy
 ) -> AsyncIterator[IdentityHarness]:
     prefix = f"test.{unique_id}."
-    settings = Settings(
-        kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap_servers, topic_prefix=prefix)
-    )
-    ensure_topics(
-        stack.kafka_bootstrap_servers,
-        [t._replace(partitions=min(t.partitions, 3)) for t in catalogue_topics(settings)],
-    )
+    create_catalogue(stack.kafka_bootstrap_servers, prefix, max_partitions=3)
     client = counting_redis(stack.redis_url)
     store = RedisIdentityStore(client, key_prefix=redis_prefix, policy=identity_policy)
     app = create_app(f"identity-{unique_id}", stack.kafka_bootstrap_servers)

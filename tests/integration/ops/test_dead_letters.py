@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from omnirouter import cli
-from omnirouter.connections import create_producer, ensure_topics
+from omnirouter.connections import create_producer
 from omnirouter.devstack import StackAddresses
 from omnirouter.events import ResolvedInteraction, encode, topic_spec
 from omnirouter.events.oversize import KEPT_WHEN_TOO_LARGE
@@ -19,10 +19,9 @@ from omnirouter.pipeline import create_app
 from omnirouter.pipeline.identity.policy import IdentityPolicy
 from omnirouter.pipeline.identity.store import RedisIdentityStore
 from omnirouter.pipeline.identity.worker import IdentityWorker
-from omnirouter.runtime import catalogue_topics
-from omnirouter.settings import KafkaSettings, PipelineSettings, Settings
+from omnirouter.settings import PipelineSettings
 from support.events import identifier, inbound
-from support.kafka import TopicReader
+from support.kafka import TopicReader, create_catalogue
 from support.waiting import eventually_async
 from support.workers import start_workers
 
@@ -68,13 +67,7 @@ async def test_poison_messages_are_kept_with_reasons_and_redriven_after_a_fix(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     prefix = f"test.{unique_id}."
-    settings = Settings(
-        kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap_servers, topic_prefix=prefix)
-    )
-    ensure_topics(
-        stack.kafka_bootstrap_servers,
-        [t._replace(partitions=1) for t in catalogue_topics(settings)],
-    )
+    create_catalogue(stack.kafka_bootstrap_servers, prefix, max_partitions=1)
     inbound_topic = topic_spec("interactions.inbound").name(prefix)
     resolved_topic = topic_spec("interactions.resolved").name(prefix)
     producer = create_producer(stack.kafka_bootstrap_servers, client_id="dlq-test")

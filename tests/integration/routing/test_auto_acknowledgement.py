@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from omnirouter.connections import create_producer, ensure_topics
+from omnirouter.connections import create_producer
 from omnirouter.devstack import StackAddresses
 from omnirouter.events import (
     TOPICS,
@@ -18,10 +18,8 @@ from omnirouter.events import (
     TimelineEntryKind,
     topic_spec,
 )
-from omnirouter.runtime import catalogue_topics
-from omnirouter.settings import KafkaSettings, Settings
 from support.events import identifier, inbound
-from support.kafka import TopicReader
+from support.kafka import TopicReader, create_catalogue
 from support.workers import start_workers
 
 pytestmark = pytest.mark.integration
@@ -44,13 +42,7 @@ async def routed_pipeline(
     stack: StackAddresses, unique_id: str, redis_prefix: str
 ) -> AsyncIterator[tuple]:  # type: ignore[type-arg]
     prefix = f"test.{unique_id}."
-    settings = Settings(
-        kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap_servers, topic_prefix=prefix)
-    )
-    ensure_topics(
-        stack.kafka_bootstrap_servers,
-        [t._replace(partitions=min(t.partitions, 3)) for t in catalogue_topics(settings)],
-    )
+    create_catalogue(stack.kafka_bootstrap_servers, prefix, max_partitions=3)
     app, cases, _, _, client = await start_workers(
         stack,
         app_id=f"acks-{unique_id}",

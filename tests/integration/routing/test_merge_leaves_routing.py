@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from omnirouter.connections import create_producer, ensure_topics
+from omnirouter.connections import create_producer
 from omnirouter.devstack import StackAddresses
 from omnirouter.events import CaseRouted, CustomerMerged, InteractionEvent, topic_spec
 from omnirouter.pipeline.routing.store import RoutingStore
-from omnirouter.runtime import catalogue_topics
-from omnirouter.settings import KafkaSettings, Settings
 from support.events import identifier, inbound
-from support.kafka import TopicReader
+from support.kafka import TopicReader, create_catalogue
 from support.waiting import eventually_async
 from support.workers import start_workers
 
@@ -27,13 +25,7 @@ async def test_the_absorbed_customers_waiting_case_leaves_the_queue_on_the_merge
     stack: StackAddresses, unique_id: str, redis_prefix: str
 ) -> None:
     prefix = f"test.{unique_id}."
-    settings = Settings(
-        kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap_servers, topic_prefix=prefix)
-    )
-    ensure_topics(
-        stack.kafka_bootstrap_servers,
-        [t._replace(partitions=min(t.partitions, 3)) for t in catalogue_topics(settings)],
-    )
+    create_catalogue(stack.kafka_bootstrap_servers, prefix, max_partitions=3)
     app, _cases, _, _, client = await start_workers(
         stack,
         app_id=f"fold-{unique_id}",

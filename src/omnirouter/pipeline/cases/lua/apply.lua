@@ -292,7 +292,12 @@ local function apply_fold(ev)
       e.transfers = e.transfers + a.transfers
       local trail = arr(e.trail)
       for _, step in ipairs(arr(a.trail)) do trail[#trail + 1] = step end
-      table.sort(trail, function(p, q) return p[1] < q[1] end)
+      -- Time order, ties by channel: Lua's sort is not stable, and the result must not depend
+      -- on which of two same-millisecond contacts was applied first (a replay compares).
+      table.sort(trail, function(p, q)
+        if p[1] ~= q[1] then return p[1] < q[1] end
+        return p[2] < q[2]
+      end)
       while #trail > TRAIL_MAX do table.remove(trail, 1) end
       e.trail = trail
       -- With the whole trail at hand, count switches across both cases in time order; a trail
@@ -305,6 +310,15 @@ local function apply_fold(ev)
           previous = step[2]
         end
         e.switches = switches
+        -- Channels in the order they were first used, across both cases: the same whichever
+        -- came first, the fold or a message of the survivor's (live and replay agree).
+        local in_effort, in_case = {}, {}
+        for _, step in ipairs(trail) do
+          add_unique(in_effort, step[2])
+          add_unique(in_case, step[2])
+        end
+        e.channels = in_effort
+        s.channels = in_case
       end
       if #trail > 0 then e.last_channel = trail[#trail][2] end
       e.channels = arr(e.channels)
