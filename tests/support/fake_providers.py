@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from omnirouter.devstack.network import free_port
+from support.waiting import eventually
 
 TWILIO_SID = "AC" + "0" * 32
 TWILIO_TOKEN = "twilio-test-token"
@@ -161,9 +161,12 @@ def serve_fake_providers(*, attempts: int = 5) -> Iterator[FakeProviders]:
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name=f"fake-providers-{port}", daemon=True)
         thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        with contextlib.suppress(AssertionError):  # not started in time: try another port
+            eventually(
+                lambda: server.started or not thread.is_alive(),  # noqa: B023 - used at once
+                timeout_s=10,
+                what="the fake providers to listen",
+            )
         if server.started:
             break
         server.should_exit = True

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from omnirouter.runtime import catalogue_topics
 from omnirouter.settings import KafkaSettings, Settings
 from support.fake_providers import TWILIO_SID, TWILIO_TOKEN, FakeProviders
 from support.stack import redis_env
+from support.waiting import eventually
 
 ADMIN_TOKEN = "full-stack-admin-token"
 #: Operator tokens of two tenants (``api.tenant_tokens``): each opens the API for its tenant only.
@@ -158,16 +158,16 @@ def running_router(
                     )
                 )
             ready_files.append(ready)
-        deadline = time.monotonic() + 120
-        while not all(r.exists() for r in ready_files):
+
+        def started() -> bool:
             for process, name in zip(processes, ("worker", "serve"), strict=True):
                 if process.poll() is not None:
                     raise AssertionError(
                         f"omnirouter {name} exited: {(logs / f'{name}.log').read_text()[-2000:]}"
                     )
-            if time.monotonic() > deadline:
-                raise AssertionError("the router did not start within 120 s")
-            time.sleep(0.1)
+            return all(r.exists() for r in ready_files)
+
+        eventually(started, timeout_s=120, what="the router to start")
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
         yield RunningRouter(base, smtp_port, prefix, redis_prefix, env, processes)

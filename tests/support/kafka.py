@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -13,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from omnirouter.connections import ensure_topics
 from omnirouter.runtime import catalogue_topics
 from omnirouter.settings import KafkaSettings, Settings
+from support.waiting import eventually_async
 
 T = TypeVar("T")
 
@@ -83,18 +82,18 @@ class TopicReader:
         what: str = "records",
     ) -> T:
         """Poll until ``probe(self)`` is truthy; fail after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        async def polled() -> T | None:
             await self.poll()
-            value = probe(self)
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                raise AssertionError(
-                    f"timed out after {timeout_s:g} s waiting for {what}; have "
-                    f"{ {t: len(self.on(t)) for t in self._topics} }"
-                )
-            await asyncio.sleep(0)
+            value: T | None = probe(self)
+            return value
+
+        try:
+            return await eventually_async(polled, timeout_s=timeout_s, what=what)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}; have { {t: len(self.on(t)) for t in self._topics} }"
+            ) from None
 
     def decoded(self, topic: str, model: type[Any]) -> list[Any]:
         """The records of ``topic`` parsed as ``model``."""

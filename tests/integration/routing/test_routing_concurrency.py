@@ -40,7 +40,6 @@ async def test_no_case_is_assigned_twice_and_no_agent_exceeds_capacity(routing) 
             )
             if n % 5 == 0:
                 decisions.extend(decisions_in(await engine.drain("default", now=T0)))
-            await asyncio.sleep(0)
 
     await asyncio.gather(work(0), work(1))
 
