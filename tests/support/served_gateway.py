@@ -1,4 +1,4 @@
-"""The ingress gateway served by a real uvicorn server in a thread, for socket and browser tests."""
+"""ASGI apps served by a real uvicorn server in a thread, for socket and browser tests."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import redis.asyncio as aioredis
 import uvicorn
@@ -21,11 +23,14 @@ from support.waiting import eventually
 
 
 @contextlib.contextmanager
-def served_gateway(settings: Settings) -> Iterator[str]:
-    """The gateway served by uvicorn on a loopback port, in a thread with its own event loop.
+def served_in_thread(
+    make_app: Callable[[], AbstractAsyncContextManager[Any]], *, name: str
+) -> Iterator[tuple[str, int]]:
+    """Serve the app ``make_app`` yields on a loopback port, in a thread with its own event loop.
 
-    The app's Redis client and Kafka producer are made and closed inside that loop: asyncio
-    clients must not cross loops, so the test's own clients stay separate. Yields host:port.
+    The app (and its Redis client and Kafka producer) is made and closed inside that loop:
+    asyncio clients must not cross loops, so the test's own clients stay separate. Yields
+    (host, port); a failure in the thread fails the test.
     """
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))  # bound here, so no other process can take the port first
@@ -34,6 +39,51 @@ def served_gateway(settings: Settings) -> Iterator[str]:
     failures: list[BaseException] = []
 
     async def serve() -> None:
+        async with make_app() as app:
+            config = uvicorn.Config(
+                app,
+                lifespan="off",
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=10,
+            )
+            server = uvicorn.Server(config)
+            servers.append(server)
+            await server.serve(sockets=[listener])
+
+    def run() -> None:
+        try:
+            asyncio.run(serve())
+        except BaseException as exc:  # reported to the test, not lost in the thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    try:
+        eventually(
+            lambda: failures or (servers and servers[0].started),
+            timeout_s=30,
+            what=f"{name} to listen",
+        )
+        if failures:
+            raise AssertionError(f"{name} did not start: {failures[0]!r}")
+        yield host, port
+    finally:
+        if servers:
+            servers[0].should_exit = True
+        thread.join(timeout=30)
+        listener.close()
+        assert not thread.is_alive(), f"the {name} thread did not stop"
+        assert not failures, f"{name} failed: {failures[0]!r}"
+
+
+@contextlib.contextmanager
+def served_gateway(settings: Settings) -> Iterator[str]:
+    """The ingress gateway served by uvicorn in a thread (see served_in_thread). Yields
+    host:port."""
+
+    @contextlib.asynccontextmanager
+    async def gateway() -> AsyncIterator[Any]:
         redis_client = aioredis.Redis.from_url(settings.redis.url or "")
         publisher = IngressPublisher.connect(
             settings.kafka.bootstrap_servers or "",
@@ -44,39 +94,11 @@ def served_gateway(settings: Settings) -> Iterator[str]:
             redis_client, key_prefix=settings.redis.key_prefix, ttl_s=settings.ingress.dedupe_ttl_s
         )
         intake = Intake(publisher, retries, retry_after_s=settings.ingress.retry_after_s)
-        app = create_ingress_app(ChannelContext(intake, settings, redis_client))
-        config = uvicorn.Config(
-            app, lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=10
-        )
-        server = uvicorn.Server(config)
-        servers.append(server)
         try:
-            await server.serve(sockets=[listener])
+            yield create_ingress_app(ChannelContext(intake, settings, redis_client))
         finally:
             publisher.close()
             await redis_client.aclose()
 
-    def run() -> None:
-        try:
-            asyncio.run(serve())
-        except BaseException as exc:  # reported to the test, not lost in the thread
-            failures.append(exc)
-
-    thread = threading.Thread(target=run, name="webchat-gateway", daemon=True)
-    thread.start()
-    try:
-        eventually(
-            lambda: failures or (servers and servers[0].started),
-            timeout_s=30,
-            what="the gateway to listen",
-        )
-        if failures:
-            raise AssertionError(f"the gateway did not start: {failures[0]!r}")
+    with served_in_thread(gateway, name="webchat-gateway") as (host, port):
         yield f"{host}:{port}"
-    finally:
-        if servers:
-            servers[0].should_exit = True
-        thread.join(timeout=30)
-        listener.close()
-        assert not thread.is_alive(), "the gateway thread did not stop"
-        assert not failures, f"the gateway failed: {failures[0]!r}"

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +13,6 @@ from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
-import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
@@ -52,7 +49,7 @@ from omnirouter.settings import (
     Settings,
 )
 from support.kafka import TopicReader
-from support.waiting import eventually
+from support.served_gateway import served_in_thread
 
 PUBLIC_URL = "https://cx.example.com"
 SHOP = "https://shop.example.com"
@@ -192,42 +189,7 @@ async def assembled_api(settings: Settings) -> AsyncIterator[FastAPI]:
 
 @contextlib.contextmanager
 def served_api(settings: Settings) -> Iterator[str]:
-    """The assembled API served by uvicorn on a loopback port, in a thread with its own event
-    loop (its Redis client and Kafka producer live and die in that loop). Yields the base URL."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    host, port = listener.getsockname()
-    servers: list[uvicorn.Server] = []
-    failures: list[BaseException] = []
-
-    async def serve() -> None:
-        async with assembled_api(settings) as app:
-            config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
-            server = uvicorn.Server(config)
-            servers.append(server)
-            await server.serve(sockets=[listener])
-
-    def run() -> None:
-        try:
-            asyncio.run(serve())
-        except BaseException as exc:  # reported to the test, not lost in the thread
-            failures.append(exc)
-
-    thread = threading.Thread(target=run, name="security-api", daemon=True)
-    thread.start()
-    try:
-        eventually(
-            lambda: failures or (servers and servers[0].started),
-            timeout_s=30,
-            what="the API to listen",
-        )
-        if failures:
-            raise AssertionError(f"the API did not start: {failures[0]!r}")
+    """The assembled API served by uvicorn in a thread (see served_in_thread). Yields the base
+    URL."""
+    with served_in_thread(lambda: assembled_api(settings), name="security-api") as (host, port):
         yield f"http://{host}:{port}"
-    finally:
-        if servers:
-            servers[0].should_exit = True
-        thread.join(timeout=30)
-        listener.close()
-        assert not thread.is_alive(), "the API thread did not stop"
-        assert not failures, f"the API failed: {failures[0]!r}"
