@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cluster.harness import cluster_topics
-from faults.conftest import _COLUMNS, _row  # one table layout for fault and scale runs
 from faults.harness import FaultRun
 from faults.probes import TopicProbe
-from faults.report import FaultReport
+from faults.report import FaultReport, print_reports  # one table for fault and scale runs
 from omnirouter.devstack import DevStack
 from omnirouter.devstack.kafka_cluster import KafkaCluster
 from omnirouter.devstack.stack import stray_broker_pids
@@ -94,25 +92,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     reports = config.stash.get(_REPORTS, [])
     if not reports:
         return
-    terminalreporter.section("cluster scale")
-    terminalreporter.line(_row(tuple(name for name, _ in _COLUMNS)))
-    for r in reports:
-        terminalreporter.line(
-            _row(
-                (
-                    f"{r.scenario} [{r.size}]",
-                    r.events_sent,
-                    r.acknowledged,
-                    r.faults_injected,
-                    r.lost,
-                    r.duplicated,
-                    f"{r.seconds:.1f}",
-                )
-            )
-        )
-    for r in reports:
-        terminalreporter.line(f"{r.scenario}: {json.dumps(r.details)}")
-    path = config.rootpath / ARTIFACT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([asdict(r) for r in reports], indent=2) + "\n")
-    terminalreporter.line(f"written to {ARTIFACT}")
+    print_reports(
+        terminalreporter,
+        config.rootpath,
+        reports,
+        title="cluster scale",
+        artifact=ARTIFACT,
+        extra_lines=[f"{r.scenario}: {json.dumps(r.details)}" for r in reports],
+    )

@@ -3,16 +3,14 @@ what they sent, injected, lost and duplicated in a table at the end of the run."
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from faults.harness import FaultRun
-from faults.report import FaultReport
+from faults.report import FaultReport, print_reports
 from omnirouter.devstack import DevStack, StackAddresses
 from omnirouter.settings import DevstackSettings
 
@@ -63,48 +61,17 @@ def record_fault_report(request: pytest.FixtureRequest) -> Callable[[FaultReport
     return reports.append
 
 
-_COLUMNS = (
-    ("scenario", 36),
-    ("events sent", 11),
-    ("acknowledged", 12),
-    ("faults injected", 15),
-    ("lost", 5),
-    ("duplicated", 10),
-    ("seconds", 8),
-)
-
-
-def _row(values: tuple[object, ...]) -> str:
-    widths = [w for _, w in _COLUMNS]
-    cells = [f"{values[0]!s:<{widths[0]}}"]
-    cells += [f"{v!s:>{w}}" for v, w in zip(values[1:], widths[1:], strict=True)]
-    return " | ".join(cells)
-
-
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """The per-scenario table, also written to test-artifacts/faults.json."""
     reports = config.stash.get(_REPORTS, [])
     if not reports:
         return
-    terminalreporter.section("fault injection")
-    terminalreporter.line(_row(tuple(name for name, _ in _COLUMNS)))
-    for r in reports:
-        terminalreporter.line(
-            _row(
-                (
-                    f"{r.scenario} [{r.size}]",
-                    r.events_sent,
-                    r.acknowledged,
-                    r.faults_injected,
-                    r.lost,
-                    r.duplicated,
-                    f"{r.seconds:.1f}",
-                )
-            )
-        )
     seeds = ", ".join(f"{r.scenario}={r.seed}" for r in reports)
-    terminalreporter.line(f"seeds: {seeds} (replay with OMNIROUTER_TEST_FAULTS_SEED=<seed>)")
-    path = config.rootpath / ARTIFACT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([asdict(r) for r in reports], indent=2) + "\n")
-    terminalreporter.line(f"written to {ARTIFACT}")
+    print_reports(
+        terminalreporter,
+        config.rootpath,
+        reports,
+        title="fault injection",
+        artifact=ARTIFACT,
+        extra_lines=[f"seeds: {seeds} (replay with OMNIROUTER_TEST_FAULTS_SEED=<seed>)"],
+    )

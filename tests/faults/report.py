@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from faults.reconcile import Reconciliation
@@ -60,3 +63,56 @@ class FaultReport:
                 **details,
             },
         )
+
+
+_COLUMNS = (
+    ("scenario", 36),
+    ("events sent", 11),
+    ("acknowledged", 12),
+    ("faults injected", 15),
+    ("lost", 5),
+    ("duplicated", 10),
+    ("seconds", 8),
+)
+
+
+def _row(values: tuple[object, ...]) -> str:
+    widths = [w for _, w in _COLUMNS]
+    cells = [f"{values[0]!s:<{widths[0]}}"]
+    cells += [f"{v!s:>{w}}" for v, w in zip(values[1:], widths[1:], strict=True)]
+    return " | ".join(cells)
+
+
+def print_reports(
+    terminalreporter: Any,
+    rootpath: Path,
+    reports: Sequence[FaultReport],
+    *,
+    title: str,
+    artifact: Path,
+    extra_lines: Iterable[str] = (),
+) -> None:
+    """The end-of-run table of fault or scale scenarios (shown without -s too), any extra
+    lines, and the reports as JSON in ``artifact`` (under the repository root)."""
+    terminalreporter.section(title)
+    terminalreporter.line(_row(tuple(name for name, _ in _COLUMNS)))
+    for r in reports:
+        terminalreporter.line(
+            _row(
+                (
+                    f"{r.scenario} [{r.size}]",
+                    r.events_sent,
+                    r.acknowledged,
+                    r.faults_injected,
+                    r.lost,
+                    r.duplicated,
+                    f"{r.seconds:.1f}",
+                )
+            )
+        )
+    for line in extra_lines:
+        terminalreporter.line(line)
+    path = rootpath / artifact
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([asdict(r) for r in reports], indent=2) + "\n")
+    terminalreporter.line(f"written to {artifact}")
