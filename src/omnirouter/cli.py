@@ -251,7 +251,7 @@ def _devstack(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _agents(args: argparse.Namespace, settings: Settings) -> int:
 
-    from omnirouter.desktop.accounts import Account, Accounts
+    from omnirouter.desktop.accounts import Account, Accounts, enrol
     from omnirouter.pipeline.routing.store import RoutingStore
     from omnirouter.runtime import connect_services
     from omnirouter.security import redis_client
@@ -272,17 +272,18 @@ async def _agents(args: argparse.Namespace, settings: Settings) -> int:
             raise OmnirouterError("an empty password is not allowed")
         served = tuple(q for q in args.queues.split(",") if q)
         account = Account(agent_id=args.agent_id, name=args.name, role=args.role, queues=served)
-        await accounts.save(account, tenant=args.tenant, password=password)
         skills: dict[str, int] = {}
         for part in filter(None, args.skills.split(",")):
             skill, _, level = part.partition("=")
             skills[skill] = int(level or 3)
-        languages = [code for code in args.languages.split(",") if code]
-        await RoutingStore(client, key_prefix=settings.redis.key_prefix).upsert_agent(
-            args.tenant,
-            args.agent_id,
-            profile={"name": args.name, "skills": skills, "languages": languages},
-            now=datetime.now(UTC),
+        await enrol(
+            accounts,
+            RoutingStore(client, key_prefix=settings.redis.key_prefix),
+            account,
+            tenant=args.tenant,
+            password=password,
+            skills=skills,
+            languages=[code for code in args.languages.split(",") if code],
         )
         print(f"saved {args.agent_id} ({args.role}; queues {', '.join(served) or 'none'})")
         return 0
@@ -303,7 +304,6 @@ def _rules(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rules_explain(args: argparse.Namespace, settings: Settings, rules: Any) -> int:
-    from datetime import UTC, datetime
 
     from omnirouter.events import InteractionEvent
     from omnirouter.pipeline.routing.decide import decide
@@ -333,7 +333,6 @@ def _rules_explain(args: argparse.Namespace, settings: Settings, rules: Any) -> 
 
 
 def _rules_whatif(args: argparse.Namespace, settings: Settings, rules: Any) -> int:
-    from datetime import datetime
 
     from omnirouter.pipeline.routing.explain import what_if
     from omnirouter.runtime import connect_services, read_routed_since

@@ -13,11 +13,10 @@ import asyncio
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from omnirouter.demo.provider import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, DemoProvider
 from omnirouter.demo.simulator import DemoSimulator, DemoTargets
-from omnirouter.desktop.accounts import Account, Accounts
+from omnirouter.desktop.accounts import Account, Accounts, enrol
 from omnirouter.devstack.network import free_port
 from omnirouter.events.models import DEFAULT_TENANT
 from omnirouter.pipeline.routing.rules import RoutingRules
@@ -124,12 +123,14 @@ class DemoSession:
                 name = _NAMES.get(agent_id, agent_id.title())
                 password = secrets.token_hex(4)
                 account = Account(agent_id=agent_id, name=name, role=role, queues=queues)
-                await accounts.save(account, tenant=DEFAULT_TENANT, password=password)
-                await routing.upsert_agent(
-                    DEFAULT_TENANT,
-                    agent_id,
-                    profile={"name": name, "skills": skills, "languages": languages},
-                    now=datetime.now(UTC),
+                await enrol(
+                    accounts,
+                    routing,
+                    account,
+                    tenant=DEFAULT_TENANT,
+                    password=password,
+                    skills=skills,
+                    languages=languages,
                 )
                 created.append(DemoAgent(agent_id, password, name, role))
         finally:

@@ -6,14 +6,19 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
 
 import orjson
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
 
 from omnirouter.redis_keys import DeskKeys
+
+if TYPE_CHECKING:
+    from omnirouter.pipeline.routing.store import RoutingStore
 
 Role = Literal["agent", "supervisor"]
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -130,3 +135,24 @@ class Accounts:
 def _digest(secret: str) -> str:
     # Only a hash of the token is stored: a Redis dump does not hand out sessions.
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def enrol(
+    accounts: Accounts,
+    routing: RoutingStore,
+    account: Account,
+    *,
+    tenant: str,
+    password: str | None,
+    skills: Mapping[str, int],
+    languages: Sequence[str],
+) -> None:
+    """Save a desktop account and the routing profile that lets cases be offered to it: the two
+    go together (an account routing does not know is never offered anything)."""
+    await accounts.save(account, tenant=tenant, password=password)
+    await routing.upsert_agent(
+        tenant,
+        account.agent_id,
+        profile={"name": account.name, "skills": dict(skills), "languages": list(languages)},
+        now=datetime.now(UTC),
+    )
