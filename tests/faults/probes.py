@@ -9,6 +9,9 @@ from __future__ import annotations
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaConnectionError
+
+from support.waiting import eventually
 
 # faust names the consumer group after the app: `omnirouter worker` runs "omnirouter-pipeline".
 PIPELINE_GROUP = "omnirouter-pipeline"
@@ -36,8 +39,15 @@ class TopicProbe:
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Partition -> the offset the next record written there will get."""
-        ends = self._consumer.end_offsets(self.partitions(topic))
-        return {tp.partition: offset for tp, offset in ends.items()}
+
+        def read() -> dict[int, int] | None:
+            try:
+                ends = self._consumer.end_offsets(self.partitions(topic))
+            except KafkaConnectionError:
+                return None  # a broker was just killed: the next attempt asks another one
+            return {tp.partition: offset for tp, offset in ends.items()}
+
+        return eventually(read, timeout_s=60, what=f"the end offsets of {topic}")
 
     def total(self, topic: str) -> int:
         """Records ever written to ``topic`` (all partitions)."""
