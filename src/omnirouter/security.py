@@ -10,6 +10,7 @@ Secrets leave their ``SecretStr`` here and nowhere else.
 
 from __future__ import annotations
 
+import functools
 import ssl
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -207,5 +208,23 @@ def redis_sync_client(redis: RedisSettings | None, url: str, **overrides: Any) -
 
     options = {**redis_client_options(redis), **overrides}
     if redis is not None and redis.cluster:
-        return cast("sync_redis.Redis", sync_redis.RedisCluster.from_url(url, **options))
+        return cast("sync_redis.Redis", _sync_cluster_class().from_url(url, **options))
     return sync_redis.Redis.from_url(url, **options)
+
+
+@functools.cache
+def _sync_cluster_class() -> type[Any]:
+    """redis-py's ``RedisCluster`` whose ``close()`` also closes its nodes' connections.
+
+    A cluster client made by ``from_url`` gives each node a connection pool its node client
+    does not own, and ``RedisCluster.close()`` (redis-py 8.1) only closes the node clients:
+    their sockets stay open until garbage collection finds them, and warns.
+    """
+    import redis as sync_redis
+
+    class ClosingRedisCluster(sync_redis.RedisCluster):
+        def close(self) -> None:
+            super().close()
+            self.disconnect_connection_pools()
+
+    return ClosingRedisCluster
