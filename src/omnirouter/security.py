@@ -225,6 +225,6 @@ def _sync_cluster_class() -> type[Any]:
     class ClosingRedisCluster(sync_redis.RedisCluster):
         def close(self) -> None:
             super().close()
-            self.disconnect_connection_pools()
+            self.disconnect_connection_pools()  # type: ignore[no-untyped-call]  # untyped in redis-py
 
     return ClosingRedisCluster
