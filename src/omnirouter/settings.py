@@ -24,7 +24,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from omnirouter.channels.tenant_addresses import TenantAddresses, address_claimed_twice
 from omnirouter.errors import ConfigurationError
+from omnirouter.events import Tenant
 from omnirouter.pipeline.cases.intents import DEFAULT_INTENT_RULES, IntentRule
 from omnirouter.pipeline.identity.policy import IdentityPolicy
 from omnirouter.security import kafka_settings_problem, redis_settings_problem
@@ -366,6 +368,21 @@ class Settings(BaseSettings):
     desktop: DesktopSettings = Field(default_factory=DesktopSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
+    tenants: dict[Tenant, TenantAddresses] = Field(
+        default_factory=dict,
+        description="Tenant -> its business addresses: provider traffic to them is that "
+        "tenant's, its replies leave from them; unconfigured: everything is the default tenant.",
+    )
+
+    @field_validator("tenants")
+    @classmethod
+    def _each_address_has_one_tenant(
+        cls, tenants: dict[str, TenantAddresses]
+    ) -> dict[str, TenantAddresses]:
+        problem = address_claimed_twice(tenants)
+        if problem is not None:
+            raise ValueError(problem)
+        return tenants
 
 
 def _unknown_environment_keys(environ: Mapping[str, str]) -> list[str]:

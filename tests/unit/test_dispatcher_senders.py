@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from email.message import EmailMessage
 
 import httpx
 import orjson
@@ -15,6 +16,7 @@ from omnirouter.channels.delivery import (
 )
 from omnirouter.channels.email import outbound as email
 from omnirouter.channels.meta_whatsapp import outbound as meta
+from omnirouter.channels.tenant_addresses import TenantAddresses
 from omnirouter.channels.twilio import outbound as twilio
 from omnirouter.channels.webchat import outbound as webchat
 from omnirouter.events import (
@@ -235,3 +237,84 @@ async def test_no_answer_is_transient(error: Exception) -> None:
 
     with pytest.raises(TransientDeliveryError):
         await post(httpx.MockTransport(fail))
+
+
+# --- each tenant replies from its own addresses ----------------------------------------------
+
+TENANTS = Settings(
+    outbound=SETTINGS.outbound.model_copy(update={"meta_phone_number_id": "1000"}),
+    tenants={
+        "acme": TenantAddresses(
+            sms_numbers=("+15550003000",),
+            whatsapp_numbers=("+15550004000",),
+            email_addresses=("@acme.example", "help@acme.example"),
+            meta_phone_number_ids=("3000",),
+        ),
+        # Addresses for e-mail only: its SMS and WhatsApp replies use the global senders.
+        "globex": TenantAddresses(email_from="Globex Care <care@globex.example>"),
+    },
+)
+
+
+def tenant_reply(tenant: str, channel: str, *identifiers: Identifier) -> InteractionEvent:
+    return reply(channel, *identifiers).model_copy(update={"tenant": tenant})
+
+
+def test_an_sms_reply_leaves_from_its_tenants_number() -> None:
+    assert twilio.message_form(tenant_reply("acme", "sms", PHONE), TENANTS)["From"] == (
+        "+15550003000"
+    )
+    assert twilio.message_form(tenant_reply("acme", "whatsapp", WHATSAPP), TENANTS)["From"] == (
+        "whatsapp:+15550004000"
+    )
+
+
+@pytest.mark.parametrize("tenant", ["globex", "default", "unknown"])
+def test_a_tenant_without_a_number_for_the_channel_replies_from_the_global_one(
+    tenant: str,
+) -> None:
+    assert twilio.message_form(tenant_reply(tenant, "sms", PHONE), TENANTS)["From"] == (
+        "+15550001000"
+    )
+    assert twilio.message_form(tenant_reply(tenant, "whatsapp", WHATSAPP), TENANTS)["From"] == (
+        "whatsapp:+15550002000"
+    )
+
+
+def test_an_email_reply_leaves_from_its_tenants_address() -> None:
+    event = tenant_reply("globex", "email", EMAIL)
+    message = email.build_message(
+        event, TENANTS.outbound, email_from="Globex <care@globex.example>"
+    )
+    assert message["From"] == "Globex <care@globex.example>"
+    assert message["Message-ID"] == f"<{event.event_id}@globex.example>"
+
+
+@pytest.mark.parametrize(
+    ("tenant", "sender"),
+    [
+        ("acme", "help@acme.example"),  # the first full address; domains cannot send
+        ("globex", "Globex Care <care@globex.example>"),
+        ("default", "Acme Support <support@acme.example>"),
+    ],
+)
+async def test_the_email_sender_picks_the_tenants_address(
+    tenant: str, sender: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submitted: list[EmailMessage] = []
+    monkeypatch.setattr(email, "_submit", lambda message, _settings: submitted.append(message))
+    relay = TENANTS.model_copy(
+        update={"outbound": TENANTS.outbound.model_copy(update={"smtp_host": "relay.invalid"})}
+    )
+
+    await email.send(tenant_reply(tenant, "email", EMAIL), relay)
+
+    assert [m["From"] for m in submitted] == [sender]
+
+
+@pytest.mark.parametrize(("tenant", "number_id"), [("acme", "3000"), ("globex", "1000")])
+def test_a_meta_reply_is_sent_through_its_tenants_business_number(
+    tenant: str, number_id: str
+) -> None:
+    url = meta.messages_url(tenant_reply(tenant, "whatsapp", WHATSAPP), TENANTS)
+    assert url == f"https://graph.facebook.com/v20.0/{number_id}/messages"

@@ -69,13 +69,18 @@ class Gateway:
 
 
 def gateway_settings(
-    stack: StackAddresses, prefix: str, redis_prefix: str, **ingress: Any
+    stack: StackAddresses,
+    prefix: str,
+    redis_prefix: str,
+    tenants: dict[str, Any] | None = None,
+    **ingress: Any,
 ) -> Settings:
     values = {**SECRETS, **ingress}
     return Settings(
         kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap_servers, topic_prefix=prefix),
         redis=RedisSettings(url=stack.redis_url, key_prefix=redis_prefix),
         ingress=IngressSettings(**values),
+        tenants=tenants or {},
     )
 
 
@@ -84,7 +89,7 @@ async def gateway(
     stack: StackAddresses, unique_id: str, redis_prefix: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[Gateway]:
     """The gateway; ``@pytest.mark.parametrize("gateway", [{...}], indirect=True)`` overrides
-    ingress settings for a test."""
+    ingress settings for a test (and ``tenants``, the tenants' business addresses)."""
     prefix = f"test.{unique_id}."
     settings = gateway_settings(stack, prefix, redis_prefix, **getattr(request, "param", {}))
     ensure_topics(

@@ -16,6 +16,7 @@ from omnirouter.channels.delivery import (
     TransientDeliveryError,
     recipient,
 )
+from omnirouter.channels.tenancy import reply_sender
 from omnirouter.events import IdentifierKind, InteractionEvent
 from omnirouter.settings import OutboundSettings, Settings
 
@@ -33,8 +34,12 @@ def message_id_for(event: InteractionEvent, email_from: str) -> str:
     return f"<{event.event_id}@{domain}>"
 
 
-def build_message(event: InteractionEvent, settings: OutboundSettings) -> EmailMessage:
+def build_message(
+    event: InteractionEvent, settings: OutboundSettings, *, email_from: str | None = None
+) -> EmailMessage:
     """The e-mail for ``event``, with In-Reply-To and References when it answers a message.
+
+    ``email_from`` (the tenant's own address) replaces ``settings.email_from`` when given.
 
     Raises:
         PermanentDeliveryError: no e-mail address, nothing to send, or a header that cannot
@@ -44,13 +49,14 @@ def build_message(event: InteractionEvent, settings: OutboundSettings) -> EmailM
     content = event.content
     if not content.text.strip() and not (content.html or "").strip():
         raise PermanentDeliveryError("nothing to send: the reply has no text")
+    sender = email_from or settings.email_from
     message = EmailMessage()
     try:
-        message["From"] = settings.email_from
+        message["From"] = sender
         message["To"] = to.value
         message["Subject"] = content.subject or settings.email_default_subject
         message["Date"] = format_datetime(event.occurred_at.astimezone(UTC))
-        message["Message-ID"] = message_id_for(event, settings.email_from)
+        message["Message-ID"] = message_id_for(event, sender)
         refs = event.provider
         references = [_bracketed(r) for r in refs.references if r.strip()]
         if refs.in_reply_to:
@@ -120,7 +126,9 @@ async def send(
     outbound = settings.outbound
     if not outbound.smtp_host:
         raise PermanentDeliveryError("e-mail is not configured (OMNIROUTER_OUTBOUND__SMTP_HOST)")
-    message = build_message(event, outbound)
+    message = build_message(
+        event, outbound, email_from=reply_sender(settings, event.tenant, "email")
+    )
     try:
         await asyncio.to_thread(_submit, message, outbound)
     except smtplib.SMTPException as exc:

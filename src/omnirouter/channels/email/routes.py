@@ -5,19 +5,28 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from fastapi import APIRouter, HTTPException, Request, status
 
-from omnirouter.channels.email import webhooks
+from omnirouter.channels.email import recipients, webhooks
 from omnirouter.channels.email.webhooks import Form, Verdict
 from omnirouter.channels.errors import NormalizationError
+from omnirouter.channels.tenancy import TenantDirectory
 from omnirouter.events import InteractionEvent
 from omnirouter.ingress.context import ChannelContext
 from omnirouter.ingress.gateway import read_body
 from omnirouter.ingress.intake import Intake
 from omnirouter.settings import IngressSettings
 
-Normalizer = Callable[[Form, datetime], InteractionEvent]
+
+class Normalizer(Protocol):
+    """A provider's form in, the event of the given tenant out."""
+
+    def __call__(self, form: Form, received_at: datetime, *, tenant: str) -> InteractionEvent:
+        """The event, or NormalizationError."""
+        ...
+
 
 # Mailgun retries every answer but 200 and 406 for 8 hours; a payload that makes no event is
 # dead-lettered once and answered 406 ("rejected, do not retry") instead of the usual 422.
@@ -29,6 +38,7 @@ async def _publish(
     raw: bytes,
     form: Form | None,
     normalize: Normalizer,
+    tenant_of: Callable[[Form], str],
     *,
     provider: str,
     rejected_status: int = status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -37,7 +47,7 @@ async def _publish(
     try:
         if form is None:
             raise NormalizationError("no form fields")
-        event = normalize(form, datetime.now(UTC))
+        event = normalize(form, datetime.now(UTC), tenant=tenant_of(form))
     except NormalizationError as exc:
         rejection = await intake.reject(raw, provider=provider, reason=str(exc)[:500])
         raise HTTPException(rejected_status, rejection.detail) from None
@@ -52,9 +62,18 @@ def _form(raw: bytes, request: Request) -> Form | None:
         return None
 
 
-def email_router(intake: Intake, settings: IngressSettings) -> APIRouter:
-    """Routes under ``/webhooks/email``."""
+def email_router(
+    intake: Intake, settings: IngressSettings, directory: TenantDirectory | None = None
+) -> APIRouter:
+    """Routes under ``/webhooks/email``; ``directory`` tells whose address a mail was sent to."""
     router = APIRouter(prefix="/webhooks/email", tags=["email"])
+    tenants = directory if directory is not None else TenantDirectory()
+
+    def sendgrid_tenant(form: Form) -> str:
+        return tenants.for_email(recipients.sendgrid_recipients(form))
+
+    def mailgun_tenant(form: Form) -> str:
+        return tenants.for_email(recipients.mailgun_recipients(form))
 
     @router.post("/sendgrid")
     async def sendgrid_inbound(request: Request) -> dict[str, object]:
@@ -78,6 +97,7 @@ def email_router(intake: Intake, settings: IngressSettings) -> APIRouter:
             raw,
             _form(raw, request),
             webhooks.normalize_sendgrid,
+            sendgrid_tenant,
             provider=webhooks.SENDGRID,
         )
 
@@ -112,6 +132,7 @@ def email_router(intake: Intake, settings: IngressSettings) -> APIRouter:
             raw,
             form,
             webhooks.normalize_mailgun,
+            mailgun_tenant,
             provider=webhooks.MAILGUN,
             rejected_status=MAILGUN_REJECTED,
         )
@@ -121,4 +142,6 @@ def email_router(intake: Intake, settings: IngressSettings) -> APIRouter:
 
 def build_router(context: ChannelContext) -> APIRouter:
     """The e-mail channel's routes for the gateway."""
-    return email_router(context.intake, context.settings.ingress)
+    return email_router(
+        context.intake, context.settings.ingress, TenantDirectory.from_settings(context.settings)
+    )

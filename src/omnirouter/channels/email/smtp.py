@@ -22,6 +22,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from omnirouter.channels.email import mime
 from omnirouter.channels.errors import NormalizationError
+from omnirouter.channels.tenancy import TenantDirectory
 from omnirouter.ingress.publishing import IngressPublisher, PublishFailed
 from omnirouter.logs import get_logger
 from omnirouter.settings import Settings
@@ -43,10 +44,20 @@ def _rejected(reason: str) -> str:
 class InboundMail:
     """The aiosmtpd handler: every message's DATA becomes an event on Kafka, or a refusal."""
 
-    def __init__(self, publisher: IngressPublisher, *, max_bytes: int) -> None:
-        """Publish through ``publisher``; refuse messages over ``max_bytes``."""
+    def __init__(
+        self,
+        publisher: IngressPublisher,
+        *,
+        max_bytes: int,
+        directory: TenantDirectory | None = None,
+    ) -> None:
+        """Publish through ``publisher``; refuse messages over ``max_bytes``.
+
+        ``directory`` attributes each message to the tenant owning its first known RCPT TO.
+        """
         self._publisher = publisher
         self._max_bytes = max_bytes
+        self._tenants = directory if directory is not None else TenantDirectory()
 
     async def handle_DATA(  # noqa: N802 - the name aiosmtpd looks up
         self, server: SMTP, session: Session, envelope: Envelope
@@ -63,7 +74,9 @@ class InboundMail:
 
     async def _deliver(self, raw: bytes, envelope: Envelope) -> str:
         try:
-            event = mime.normalize_mime(raw, datetime.now(UTC), provider=PROVIDER)
+            # RCPT TO, not the To header: the envelope is where the sending MTA delivered it.
+            tenant = self._tenants.for_email(envelope.rcpt_tos)
+            event = mime.normalize_mime(raw, datetime.now(UTC), provider=PROVIDER, tenant=tenant)
         except NormalizationError as exc:
             reason = str(exc)
             try:
@@ -130,7 +143,11 @@ def start_smtp_listener(settings: Settings, publisher: IngressPublisher) -> Smtp
     """
     ingress = settings.ingress
     controller = _Controller(
-        InboundMail(publisher, max_bytes=ingress.max_body_bytes),
+        InboundMail(
+            publisher,
+            max_bytes=ingress.max_body_bytes,
+            directory=TenantDirectory.from_settings(settings),
+        ),
         hostname=ingress.smtp_host,
         port=ingress.smtp_port,
         # aiosmtpd answers 552 itself once DATA grows past this, without buffering the rest.

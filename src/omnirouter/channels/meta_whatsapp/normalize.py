@@ -10,7 +10,7 @@ https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/payload-example
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +33,9 @@ PROVIDER = "meta"
 WHATSAPP_OBJECT = "whatsapp_business_account"
 DEFAULT_MEDIA_BASE = "https://graph.facebook.com"
 MEDIA_TYPES = frozenset({"image", "document", "audio", "video", "sticker"})
+
+BusinessNumberTenant = Callable[[str, str], str]
+"""(phone_number_id, display_phone_number) of the business number written to -> its tenant."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,7 @@ def normalize_notification(
     received_at: datetime,
     *,
     tenant: str = "default",
+    tenant_of: BusinessNumberTenant | None = None,
     media_base: str = DEFAULT_MEDIA_BASE,
 ) -> Notification:
     """Every customer message of a notification; other objects and fields yield nothing.
@@ -74,7 +78,9 @@ def normalize_notification(
     Args:
         payload: the parsed notification.
         received_at: when the gateway received it (a message without timestamp occurred then).
-        tenant: the tenant the events belong to.
+        tenant: the tenant the events belong to, unless ``tenant_of`` is given.
+        tenant_of: the tenant of each change's business number (its ``metadata``): one app
+            may serve the numbers of several brands, even within one notification.
         media_base: Graph API base URL; an attachment's URL is ``<media_base>/<media id>``,
             which answers (with the access token) the media's download URL.
 
@@ -98,6 +104,14 @@ def normalize_notification(
             if not isinstance(value, dict):
                 raise NormalizationError("WhatsApp messages change without a value object")
             names = _profile_names(value)
+            metadata = value.get("metadata")
+            owner = (
+                tenant
+                if tenant_of is None
+                else tenant_of(
+                    _text(metadata, "phone_number_id"), _text(metadata, "display_phone_number")
+                )
+            )
             statuses += len(_objects(value.get("statuses")))
             for index, message in enumerate(_objects(value.get("messages"))):
                 try:
@@ -106,7 +120,7 @@ def normalize_notification(
                             message,
                             received_at,
                             display_names=names,
-                            tenant=tenant,
+                            tenant=owner,
                             media_base=media_base,
                         )
                     )

@@ -15,10 +15,14 @@ from omnirouter.channels.delivery import (
     post_to_provider,
     recipient,
 )
+from omnirouter.channels.tenancy import reply_sender
 from omnirouter.events import Channel, IdentifierKind, InteractionEvent
 from omnirouter.settings import Settings
 
 PROVIDER = "meta"
+_NOT_CONFIGURED = (
+    "meta is not configured (OMNIROUTER_OUTBOUND__META_PHONE_NUMBER_ID and _ACCESS_TOKEN)"
+)
 
 
 def message_body(event: InteractionEvent) -> dict[str, Any]:
@@ -41,6 +45,23 @@ def message_body(event: InteractionEvent) -> dict[str, Any]:
     }
 
 
+def messages_url(event: InteractionEvent, settings: Settings) -> str:
+    """The Graph API endpoint of the business number ``event``'s tenant replies from.
+
+    The tenant's own phone_number_id, else the global one; one access token serves every
+    number of the WhatsApp Business Account.
+
+    Raises:
+        PermanentDeliveryError: no phone_number_id for this tenant nor a global one.
+    """
+    outbound = settings.outbound
+    number_id = reply_sender(settings, event.tenant, "meta_whatsapp")
+    number_id = number_id or outbound.meta_phone_number_id
+    if not number_id:
+        raise PermanentDeliveryError(_NOT_CONFIGURED)
+    return f"{outbound.meta_api_base.rstrip('/')}/{number_id}/messages"
+
+
 async def send(
     event: InteractionEvent, settings: Settings, clients: OutboundClients | None = None
 ) -> Delivery:
@@ -51,20 +72,17 @@ async def send(
         PermanentDeliveryError: not configured, nowhere to send, or refused (4xx, e.g. outside
             the 24-hour customer service window).
     """
-    outbound = settings.outbound
-    number_id, token = outbound.meta_phone_number_id, outbound.meta_access_token
-    if not number_id or token is None:
-        raise PermanentDeliveryError(
-            "meta is not configured (OMNIROUTER_OUTBOUND__META_PHONE_NUMBER_ID and _ACCESS_TOKEN)"
-        )
+    token = settings.outbound.meta_access_token
+    if token is None:
+        raise PermanentDeliveryError(_NOT_CONFIGURED)
+    url = messages_url(event, settings)
     body = message_body(event)
-    url = f"{outbound.meta_api_base.rstrip('/')}/{number_id}/messages"
     async with http_client(settings, clients) as client:
         answer = await post_to_provider(
             client,
             url,
             provider=PROVIDER,
-            timeout_s=outbound.request_timeout_s,
+            timeout_s=settings.outbound.request_timeout_s,
             json=body,
             headers={"Authorization": f"Bearer {token.get_secret_value()}"},
         )

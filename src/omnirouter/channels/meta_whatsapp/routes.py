@@ -10,6 +10,7 @@ from fastapi.responses import PlainTextResponse
 from omnirouter.channels.errors import NormalizationError
 from omnirouter.channels.meta_whatsapp import normalize
 from omnirouter.channels.meta_whatsapp.signature import signature_matches, subscription_challenge
+from omnirouter.channels.tenancy import TenantDirectory
 from omnirouter.ingress.context import ChannelContext
 from omnirouter.ingress.gateway import read_body
 from omnirouter.settings import IngressSettings
@@ -42,6 +43,7 @@ def build_router(context: ChannelContext) -> APIRouter:
     settings = context.settings.ingress
     intake = context.intake
     media_base = context.settings.outbound.meta_api_base
+    tenants = TenantDirectory.from_settings(context.settings)
     router = APIRouter(prefix="/webhooks/meta/whatsapp", tags=["meta-whatsapp"])
 
     @router.get("")
@@ -70,7 +72,10 @@ def build_router(context: ChannelContext) -> APIRouter:
         raw = await verified_body(request, settings)
         try:
             parsed = normalize.normalize_notification(
-                normalize.parse_notification(raw), datetime.now(UTC), media_base=media_base
+                normalize.parse_notification(raw),
+                datetime.now(UTC),
+                tenant_of=tenants.for_meta,
+                media_base=media_base,
             )
         except (NormalizationError, ValueError) as exc:
             raise await intake.reject(raw, provider=PROVIDER, reason=str(exc)[:500]) from None

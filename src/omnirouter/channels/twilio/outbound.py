@@ -13,6 +13,7 @@ from omnirouter.channels.delivery import (
     post_to_provider,
     recipient,
 )
+from omnirouter.channels.tenancy import reply_sender
 from omnirouter.events import Channel, IdentifierKind, InteractionEvent
 from omnirouter.settings import Settings
 
@@ -27,6 +28,8 @@ def _whatsapp_address(number: str) -> str:
 def message_form(event: InteractionEvent, settings: Settings) -> dict[str, str | list[str]]:
     """The form Twilio expects for ``event``: To, From, Body and any media URLs.
 
+    From is the event's tenant's own number for the channel, else the global one.
+
     Raises:
         PermanentDeliveryError: not SMS or WhatsApp, no sender number configured, no phone
             number to send to, or nothing to send.
@@ -35,7 +38,10 @@ def message_form(event: InteractionEvent, settings: Settings) -> dict[str, str |
     whatsapp = event.channel is Channel.WHATSAPP
     if event.channel not in (Channel.SMS, Channel.WHATSAPP):
         raise PermanentDeliveryError(f"twilio cannot deliver {event.channel} messages")
-    sender = outbound.twilio_whatsapp_from if whatsapp else outbound.twilio_sms_from
+    # A brand's customers must hear back from the number they wrote to, never another brand's.
+    sender = reply_sender(settings, event.tenant, "whatsapp" if whatsapp else "sms") or (
+        outbound.twilio_whatsapp_from if whatsapp else outbound.twilio_sms_from
+    )
     if not sender:
         setting = "TWILIO_WHATSAPP_FROM" if whatsapp else "TWILIO_SMS_FROM"
         raise PermanentDeliveryError(f"no OMNIROUTER_OUTBOUND__{setting} to send from")

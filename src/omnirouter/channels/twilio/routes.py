@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from omnirouter.channels.errors import NormalizationError
+from omnirouter.channels.tenancy import TenantDirectory
 from omnirouter.channels.twilio import messaging, voice
 from omnirouter.channels.twilio.signature import signature_matches
 from omnirouter.ingress.context import ChannelContext
@@ -57,9 +58,11 @@ def twilio_router(
     intake: Intake,
     settings: IngressSettings,
     *,
+    directory: TenantDirectory | None = None,
     extra: Callable[[APIRouter, Intake, IngressSettings], Any] | None = None,
 ) -> APIRouter:
-    """Routes under ``/webhooks/twilio``."""
+    """Routes under ``/webhooks/twilio``; ``directory`` tells whose number ``To`` is."""
+    tenants = directory if directory is not None else TenantDirectory()
     router = APIRouter(prefix="/webhooks/twilio", tags=["twilio"])
 
     @router.post("/messages")
@@ -67,8 +70,9 @@ def twilio_router(
         """An inbound SMS or WhatsApp message (Twilio Messaging webhook)."""
         raw, fields = await verified_form(request, settings)
         form: Mapping[str, str] = dict(fields)
+        tenant = tenants.for_phone(form.get("To"))
         try:
-            event = messaging.normalize_message(form, datetime.now(UTC))
+            event = messaging.normalize_message(form, datetime.now(UTC), tenant=tenant)
         except (NormalizationError, ValueError) as exc:
             raise await intake.reject(raw, provider="twilio", reason=str(exc)[:500]) from None
         await intake.accept(event, provider="twilio", message_id=messaging.message_id(form))
@@ -79,8 +83,9 @@ def twilio_router(
         """A Voice status callback: the call's outcome is published once it ended."""
         raw, fields = await verified_form(request, settings)
         form: Mapping[str, str] = dict(fields)
+        tenant = tenants.for_phone(form.get("To"))
         try:
-            event = voice.normalize_call_status(form, datetime.now(UTC))
+            event = voice.normalize_call_status(form, datetime.now(UTC), tenant=tenant)
         except (NormalizationError, ValueError) as exc:
             raise await intake.reject(raw, provider="twilio", reason=str(exc)[:500]) from None
         if event is not None:
@@ -92,8 +97,9 @@ def twilio_router(
         """A transcribeCallback: the transcript of a call recording."""
         raw, fields = await verified_form(request, settings)
         form: Mapping[str, str] = dict(fields)
+        tenant = tenants.for_phone(form.get("To"))
         try:
-            event = voice.normalize_transcription(form, datetime.now(UTC))
+            event = voice.normalize_transcription(form, datetime.now(UTC), tenant=tenant)
         except (NormalizationError, ValueError) as exc:
             raise await intake.reject(raw, provider="twilio", reason=str(exc)[:500]) from None
         if event is not None:
@@ -109,4 +115,8 @@ def twilio_router(
 
 def build_router(context: ChannelContext) -> APIRouter:
     """The Twilio channel's routes for the gateway."""
-    return twilio_router(context.intake, context.settings.ingress)
+    return twilio_router(
+        context.intake,
+        context.settings.ingress,
+        directory=TenantDirectory.from_settings(context.settings),
+    )
