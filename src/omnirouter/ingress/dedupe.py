@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from omnirouter.ingress.pipelining import CommandBatcher
 from omnirouter.logs import get_logger
 from omnirouter.redis_keys import ingress_seen_key
 
@@ -14,22 +15,22 @@ log = get_logger(__name__)
 class ProviderRetries:
     """Remembers provider message ids once their event was written to Kafka.
 
+    Both commands go out in pipelines shared with the requests in flight (see pipelining).
     Fails open: with Redis unavailable every message is published, and the deterministic
     event id lets downstream stages drop the duplicate. A retry is never lost to this check.
     """
 
     def __init__(self, client: aioredis.Redis, *, key_prefix: str, ttl_s: int) -> None:
         """Keys under ``key_prefix``, kept ``ttl_s`` (the providers' retry window)."""
-        self._client = client
+        self._redis = CommandBatcher(client)
         self._prefix = key_prefix
         self._ttl_s = ttl_s
 
     async def already_published(self, provider: str, message_id: str) -> bool:
         """True when this provider message was published before."""
         try:
-            return bool(
-                await self._client.exists(ingress_seen_key(self._prefix, provider, message_id))
-            )
+            key = ingress_seen_key(self._prefix, provider, message_id)
+            return bool(await self._redis.execute(lambda pipe: pipe.exists(key)))
         except RedisError as exc:
             log.warning("retry check unavailable", error=str(exc))
             return False
@@ -37,8 +38,7 @@ class ProviderRetries:
     async def remember(self, provider: str, message_id: str) -> None:
         """Record that the message is in Kafka (only ever called after the acknowledgement)."""
         try:
-            await self._client.set(
-                ingress_seen_key(self._prefix, provider, message_id), b"1", ex=self._ttl_s
-            )
+            key = ingress_seen_key(self._prefix, provider, message_id)
+            await self._redis.execute(lambda pipe: pipe.set(key, b"1", ex=self._ttl_s))
         except RedisError as exc:
             log.warning("retry record unavailable", error=str(exc))

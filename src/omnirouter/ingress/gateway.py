@@ -2,28 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
+from fastapi import APIRouter, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from omnirouter import __version__
 
 
+class DeclaredBodyLimit:
+    """Answers 413 to a request whose declared Content-Length is past the limit, unread.
+
+    Plain ASGI rather than ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware runs
+    every request's app in a task group of its own and re-streams the response through a
+    memory channel, which cost the gateway about a tenth of its CPU per webhook.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        """Wrap ``app``; refuse bodies declared larger than ``max_bytes``."""
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse a too-large declared body; pass everything else through untouched."""
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    if value.isdigit() and int(value) > self.max_bytes:
+                        refusal = JSONResponse(
+                            {"detail": f"payload larger than {self.max_bytes} bytes"},
+                            status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+                        )
+                        await refusal(scope, receive, send)
+                        return
+                    break
+        await self.app(scope, receive, send)
+
+
 def limit_body_size(app: FastAPI, max_bytes: int) -> None:
     """Answer 413 before reading a body larger than ``max_bytes``."""
-
-    @app.middleware("http")
-    async def _limit(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            return JSONResponse(
-                {"detail": f"payload larger than {max_bytes} bytes"},
-                status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-            )
-        return await call_next(request)
+    app.add_middleware(DeclaredBodyLimit, max_bytes=max_bytes)
 
 
 def create_gateway_app(routers: Sequence[APIRouter], *, max_body_bytes: int) -> FastAPI:

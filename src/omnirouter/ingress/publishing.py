@@ -1,15 +1,14 @@
 """Writing to Kafka from request handlers: acknowledged by every in-sync replica, or an error.
 
-kafka-python's producer is synchronous. Only the queueing of a record runs in a worker thread
-(it may wait for topic metadata); its acknowledgement is awaited on the event loop, through the
-producer's callbacks. A thread held for the whole wait capped the gateway at the pool's size of
-writes in flight; now every request in flight shares the producer's batches.
+kafka-python's producer is synchronous. Records reach it through a :class:`SendQueue` thread
+(its ``send`` may wait for topic metadata) and their acknowledgements come back from its sender
+thread through :class:`Acknowledgements`, both a burst at a time. Every request in flight
+shares the producer's batches, and none holds a thread while it waits.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from omnirouter.events import (
     topic_spec,
 )
 from omnirouter.events.oversize import RECORD_FRAMING_BYTES, oversized_dead_letter
+from omnirouter.ingress.handover import Acknowledgements, HandoverClosed, SendQueue, expire
 from omnirouter.logs import get_logger
 from omnirouter.ops.metrics import count_dead_letter, count_events
 
@@ -68,6 +68,8 @@ class IngressPublisher:
         """Use a kafka-python ``producer`` (acks=all, idempotent; see connections)."""
         self._producer = producer
         self._timeout_s = timeout_s
+        self._relays: dict[asyncio.AbstractEventLoop, Acknowledgements] = {}
+        self._queue = SendQueue(producer)
         self._inbound = topic_spec("interactions.inbound").name(topic_prefix)
         self._dead = topic_spec("deadletter").name(topic_prefix)
         # Kafka refuses a bigger record whatever the retries; checked before sending, so a
@@ -96,35 +98,31 @@ class IngressPublisher:
         )
         return cls(producer, topic_prefix=topic_prefix, timeout_s=timeout_s)
 
+    def _acknowledgements(self, loop: asyncio.AbstractEventLoop) -> Acknowledgements:
+        relay = self._relays.get(loop)
+        if relay is None:
+            # One per loop: `serve` publishes from its own loop and the SMTP listener's. Two loops
+            # racing here at worst make a relay twice; each send keeps the one it was given.
+            self._relays = {lp: r for lp, r in self._relays.items() if not lp.is_closed()}
+            relay = self._relays[loop] = Acknowledgements(loop)
+        return relay
+
     async def _send(self, topic: str, key: bytes, value: bytes) -> None:
         loop = asyncio.get_running_loop()
         acked: asyncio.Future[None] = loop.create_future()
-
-        def settle(error: BaseException | None) -> None:
-            if acked.done():
-                return  # timed out and abandoned meanwhile
-            if error is None:
-                acked.set_result(None)
-            else:
-                acked.set_exception(error)
-
-        def from_sender(error: BaseException | None) -> None:
-            # Called on kafka-python's sender thread (or on ours if already done). A closed
-            # loop raises RuntimeError: nobody waits for this answer any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(settle, error)
-
+        relay = self._acknowledgements(loop)
+        expiry = loop.call_later(self._timeout_s, expire, acked)
         try:
-            future = await asyncio.to_thread(self._producer.send, topic, value, key=key)
-            future.add_callback(lambda _metadata: from_sender(None))
-            future.add_errback(from_sender)
-            await asyncio.wait_for(acked, self._timeout_s)
+            self._queue.submit(topic, key, value, acked, relay)
+            await acked
         except TimeoutError as exc:
             raise PublishFailed(
                 f"KafkaTimeoutError: no acknowledgement within {self._timeout_s} s"
             ) from exc
-        except KafkaError as exc:
+        except (KafkaError, HandoverClosed) as exc:
             raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            expiry.cancel()
 
     async def publish(self, event: InteractionEvent) -> None:
         """Write ``event`` to interactions.inbound and return once Kafka acknowledged it.
@@ -180,6 +178,7 @@ class IngressPublisher:
         """Flush and close the producer, giving up after the publish timeout (a broker that is
         down must not hold a stopping gateway forever). Records still unacknowledged were
         never answered 2xx, so giving up on them loses nothing the providers will not retry."""
+        self._queue.close(self._timeout_s)
         try:
             self._producer.close(timeout=self._timeout_s)
         except KafkaError as exc:
