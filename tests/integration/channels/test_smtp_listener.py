@@ -14,13 +14,12 @@ import pytest
 from kafka.errors import KafkaTimeoutError
 
 from omnirouter.channels.email.smtp import SmtpListener, start_smtp_listener
-from omnirouter.connections import ensure_topics
 from omnirouter.devstack import StackAddresses
 from omnirouter.events import Channel, DeadLetter, IdentifierKind, InteractionEvent, topic_spec
 from omnirouter.ingress.publishing import IngressPublisher, provider_event_id
-from omnirouter.runtime import catalogue_topics
 from omnirouter.settings import IngressSettings, KafkaSettings, Settings
 from support.kafka import TopicReader
+from support.smtp import smtp_listener
 
 pytestmark = pytest.mark.integration
 
@@ -80,21 +79,11 @@ def settings_for(stack: StackAddresses, prefix: str) -> Settings:
 async def mailroom(stack: StackAddresses, unique_id: str) -> AsyncIterator[Mailroom]:
     prefix = f"test.{unique_id}."
     settings = settings_for(stack, prefix)
-    ensure_topics(
-        stack.kafka_bootstrap_servers,
-        [t._replace(partitions=1) for t in catalogue_topics(settings)],
-    )
-    publisher = IngressPublisher.connect(
-        stack.kafka_bootstrap_servers, topic_prefix=prefix, timeout_s=5
-    )
-    listener = start_smtp_listener(settings, publisher)
-    topics = [topic_spec(k).name(prefix) for k in ("interactions.inbound", "deadletter")]
-    try:
-        async with TopicReader(stack.kafka_bootstrap_servers, topics) as reader:
-            yield Mailroom(listener, reader, prefix)
-    finally:
-        listener.stop()
-        publisher.close()
+    async with smtp_listener(settings, ("interactions.inbound", "deadletter")) as (
+        listener,
+        reader,
+    ):
+        yield Mailroom(listener, reader, prefix)
 
 
 class _UnreachableKafka:

@@ -21,15 +21,12 @@ from urllib.parse import urlencode
 
 import pytest
 
-from omnirouter.channels.email.smtp import start_smtp_listener
 from omnirouter.channels.twilio.signature import twilio_signature
-from omnirouter.connections import ensure_topics
 from omnirouter.devstack import StackAddresses
 from omnirouter.events import InteractionEvent, topic_spec
-from omnirouter.ingress.publishing import IngressPublisher
-from omnirouter.runtime import catalogue_topics
 from omnirouter.settings import IngressSettings, KafkaSettings, Settings
 from support.kafka import TopicReader
+from support.smtp import smtp_listener
 
 pytestmark = pytest.mark.integration
 
@@ -225,21 +222,8 @@ async def smtp_gateway(
         ingress=IngressSettings(smtp_host="127.0.0.1", smtp_port=0),
         tenants=TENANTS,
     )
-    ensure_topics(
-        stack.kafka_bootstrap_servers,
-        [t._replace(partitions=1) for t in catalogue_topics(settings)],
-    )
-    publisher = IngressPublisher.connect(
-        stack.kafka_bootstrap_servers, topic_prefix=prefix, timeout_s=5
-    )
-    listener = start_smtp_listener(settings, publisher)
-    topic = topic_spec("interactions.inbound").name(prefix)
-    try:
-        async with TopicReader(stack.kafka_bootstrap_servers, [topic]) as reader:
-            yield listener.port, reader, topic
-    finally:
-        listener.stop()
-        publisher.close()
+    async with smtp_listener(settings) as (listener, reader):
+        yield listener.port, reader, topic_spec("interactions.inbound").name(prefix)
 
 
 async def test_smtp_mail_reaches_the_tenant_of_its_envelope_recipient(
