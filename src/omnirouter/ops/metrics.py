@@ -184,9 +184,27 @@ def _label(value: object) -> str:
     return str(value)
 
 
+# Per event type: (has a channel field, has an interaction field), or None when the type is not
+# a pydantic model. getattr() with a default on a model that lacks the field goes through
+# pydantic's __getattr__ and an exception, for every record counted.
+_channel_fields: dict[type, tuple[bool, bool] | None] = {}
+
+
 def _channel_of(event: object) -> str:
-    channel = getattr(event, "channel", None)
-    if channel is None:
+    kind = type(event)
+    if kind not in _channel_fields:
+        fields = getattr(kind, "model_fields", None)
+        _channel_fields[kind] = (
+            ("channel" in fields, "interaction" in fields) if isinstance(fields, dict) else None
+        )
+    has = _channel_fields[kind]
+    if has is None:
+        channel = getattr(event, "channel", None)
+        has_interaction = True
+    else:
+        channel = getattr(event, "channel") if has[0] else None  # noqa: B009 - typed object
+        has_interaction = has[1]
+    if channel is None and has_interaction:
         # A resolved interaction carries its channel on the interaction it wraps.
         channel = getattr(getattr(event, "interaction", None), "channel", None)
     return _label(channel)

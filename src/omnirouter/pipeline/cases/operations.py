@@ -80,6 +80,7 @@ def describe_update(tenant: str, customer_id: str, update: CustomerUpdate) -> li
         for case_id, doc in update.cases.items()
     }
     events: list[CaseEvent] = []
+    snapshots: dict[str, CaseSnapshot] = {}
     for outcome in update.outcomes:
         if outcome.error:
             continue
@@ -90,6 +91,7 @@ def describe_update(tenant: str, customer_id: str, update: CustomerUpdate) -> li
                 cases=update.cases,
                 context_for=contexts,
                 occurred_at=datetime.now(UTC),
+                snapshots=snapshots,
             )
         )
     return events

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -15,10 +16,8 @@ from omnirouter.events import (
     CaseSnapshot,
     CaseStatus,
     Channel,
-    CustomerEffort,
     CustomerProfile,
     Direction,
-    IntentTag,
     StatusChange,
     TimelineEntry,
     TimelineEntryKind,
@@ -29,6 +28,9 @@ from omnirouter.pipeline.cases.store import EntryOutcome, as_list
 from omnirouter.pipeline.cases.story import StoryFragment, render_story
 
 
+# Cached: every snapshot and context turns the same few stored instants (a case's opening, its
+# history, the timeline's entries) into datetimes again and again, batch after batch.
+@lru_cache(maxsize=65_536)
 def _at(ms: int | float | None) -> datetime | None:
     if not ms:
         return None
@@ -46,58 +48,64 @@ def case_snapshot(doc: dict[str, Any]) -> CaseSnapshot:
     first_contact = _at(effort.get("first_contact_at"))
     first_response = _at(effort.get("first_response_at"))
     resolved = _at(effort.get("resolved_at"))
-    return CaseSnapshot(
-        case_id=doc["case_id"],
-        customer_id=doc["customer_id"],
-        status=CaseStatus(doc["status"]),
-        opened_at=_required_at(doc["opened_at"]),
-        updated_at=_required_at(doc["updated_at"]),
-        resolved_at=_at(doc.get("resolved_at")),
-        channels=tuple(Channel(c) for c in as_list(doc.get("channels"))),
-        subject=doc.get("subject") or None,
-        queue=doc.get("queue") or None,
-        assigned_agent_id=doc.get("assigned_agent_id") or None,
-        interaction_count=int(doc.get("interaction_count", 0)),
-        reopen_count=int(doc.get("reopen_count", 0)),
-        status_history=tuple(
-            StatusChange(
-                from_status=CaseStatus(h["from"]) if h.get("from") else None,
-                to_status=CaseStatus(h["to"]),
-                at=_required_at(h["at"]),
-                reason=h.get("reason", ""),
-                event_id=uuid.UUID(h["event_id"]) if _is_uuid(h.get("event_id")) else None,
-            )
-            for h in as_list(doc.get("history"))
-        ),
-        effort=CustomerEffort(
-            contacts=int(effort.get("contacts", 0)),
-            channels_used=tuple(Channel(c) for c in as_list(effort.get("channels"))),
-            channel_switches=int(effort.get("switches", 0)),
-            transfers=int(effort.get("transfers", 0)),
-            first_contact_at=first_contact,
-            first_response_at=first_response,
-            resolved_at=resolved,
-            time_to_first_response_s=(
-                (first_response - first_contact).total_seconds()
-                if first_response and first_contact
-                else None
+    # One validation of plain values (statuses, channels and nested models as strings and
+    # dicts): pydantic-core converts them in one pass, cheaper than a model or an enum lookup
+    # per value in Python, and the result is the same.
+    return CaseSnapshot.model_validate(
+        {
+            "case_id": doc["case_id"],
+            "customer_id": doc["customer_id"],
+            "status": doc["status"],
+            "opened_at": _required_at(doc["opened_at"]),
+            "updated_at": _required_at(doc["updated_at"]),
+            "resolved_at": _at(doc.get("resolved_at")),
+            "channels": tuple(as_list(doc.get("channels"))),
+            "subject": doc.get("subject") or None,
+            "queue": doc.get("queue") or None,
+            "assigned_agent_id": doc.get("assigned_agent_id") or None,
+            "interaction_count": int(doc.get("interaction_count", 0)),
+            "reopen_count": int(doc.get("reopen_count", 0)),
+            "status_history": tuple(
+                {
+                    "from_status": h.get("from") or None,
+                    "to_status": h["to"],
+                    "at": _required_at(h["at"]),
+                    "reason": h.get("reason", ""),
+                    "event_id": _uuid_or_none(h.get("event_id")),
+                }
+                for h in as_list(doc.get("history"))
             ),
-            time_to_resolution_s=(
-                (resolved - first_contact).total_seconds() if resolved and first_contact else None
-            ),
-        ),
-        intents=tuple(IntentTag.model_validate(t) for t in as_list(doc.get("intents"))),
-        agents=tuple(as_list(doc.get("agents"))),
-        folded_case_ids=tuple(as_list(doc.get("folded"))),
+            "effort": {
+                "contacts": int(effort.get("contacts", 0)),
+                "channels_used": tuple(as_list(effort.get("channels"))),
+                "channel_switches": int(effort.get("switches", 0)),
+                "transfers": int(effort.get("transfers", 0)),
+                "first_contact_at": first_contact,
+                "first_response_at": first_response,
+                "resolved_at": resolved,
+                "time_to_first_response_s": (
+                    (first_response - first_contact).total_seconds()
+                    if first_response and first_contact
+                    else None
+                ),
+                "time_to_resolution_s": (
+                    (resolved - first_contact).total_seconds()
+                    if resolved and first_contact
+                    else None
+                ),
+            },
+            "intents": tuple(as_list(doc.get("intents"))),
+            "agents": tuple(as_list(doc.get("agents"))),
+            "folded_case_ids": tuple(as_list(doc.get("folded"))),
+        }
     )
 
 
-def _is_uuid(value: Any) -> bool:
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
     try:
-        uuid.UUID(str(value))
+        return uuid.UUID(str(value))
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def timeline_entry(raw: dict[str, Any]) -> TimelineEntry:
@@ -115,6 +123,33 @@ def timeline_entry(raw: dict[str, Any]) -> TimelineEntry:
         attachments=int(raw.get("attachments") or 0),
         system_type=raw.get("system_type") or None,
     )
+
+
+# A stored timeline entry (JSON) -> its model. The context carries the newest entries, so each
+# entry is parsed for about as many contexts as it stays among them: parse it once. The models
+# are frozen, so sharing one between events is safe. Two generations bound the memory and keep
+# what recent batches used: a full young generation becomes the old one, the old one goes.
+_TIMELINE_GENERATION = 8_192
+
+
+class _TimelineCache:
+    def __init__(self) -> None:
+        self.young: dict[bytes | str, TimelineEntry] = {}
+        self.old: dict[bytes | str, TimelineEntry] = {}
+
+    def entry(self, raw: bytes | str) -> TimelineEntry:
+        entry = self.young.get(raw)
+        if entry is None:
+            entry = self.old.get(raw)
+            if entry is None:
+                entry = timeline_entry(orjson.loads(raw))
+            if len(self.young) >= _TIMELINE_GENERATION:
+                self.old, self.young = self.young, {}
+            self.young[raw] = entry
+        return entry
+
+
+_timeline_cache = _TimelineCache()
 
 
 def _flat_to_map(flat: Any) -> dict[str, str]:
@@ -147,8 +182,12 @@ def case_context(
 ) -> CaseContext:
     """The context an agent sees with a case, from the parts the apply script returned."""
     raw_entries = as_list(parts.get("timeline"))
-    entries = [orjson.loads(e) if timeline_is_json else e for e in raw_entries]
-    timeline = sorted((timeline_entry(e) for e in entries), key=lambda t: t.at)
+    parsed = (
+        [_timeline_cache.entry(e) for e in raw_entries]
+        if timeline_is_json
+        else [timeline_entry(e) for e in raw_entries]
+    )
+    timeline = sorted(parsed, key=lambda t: t.at)
     contacts = int(parts.get("contacts_in_window") or 0)
     story = ""
     if case_doc is not None:
@@ -174,16 +213,26 @@ def case_events(
     cases: dict[str, dict[str, Any]],
     context_for: dict[str, CaseContext],
     occurred_at: datetime,
+    snapshots: dict[str, CaseSnapshot] | None = None,
 ) -> list[CaseEvent]:
     """The case events one applied entry announces: one per transition, else one update.
 
     Ids derive from the entry's event id, so a replay re-announces with the same ids.
+    ``snapshots`` (case_id -> snapshot of ``cases[case_id]``) is filled and reused across the
+    entries of one update, whose events all show each case as the update left it.
     """
+    memo: dict[str, CaseSnapshot] = {} if snapshots is None else snapshots
+
+    def snapshot_of(case_id: str) -> CaseSnapshot:
+        snapshot = memo.get(case_id)
+        if snapshot is None:
+            snapshot = memo[case_id] = case_snapshot(cases[case_id])
+        return snapshot
+
     source = uuid.UUID(outcome.event_id)
     events: list[CaseEvent] = []
     for index, t in enumerate(outcome.transitions):
-        doc = cases.get(t["case_id"])
-        if doc is None:
+        if t["case_id"] not in cases:
             continue
         if not t.get("from"):
             kind = CaseEventKind.OPENED
@@ -199,7 +248,7 @@ def case_events(
                 causation_id=source,
                 cause_event_id=source,
                 kind=kind,
-                case=case_snapshot(doc),
+                case=snapshot_of(t["case_id"]),
                 context=context_for[t["case_id"]],
                 transition=StatusChange(
                     from_status=CaseStatus(t["from"]) if t.get("from") else None,
@@ -221,7 +270,7 @@ def case_events(
                 causation_id=source,
                 cause_event_id=source,
                 kind=kind,
-                case=case_snapshot(cases[outcome.case_id]),
+                case=snapshot_of(outcome.case_id),
                 context=context_for[outcome.case_id],
             )
         )

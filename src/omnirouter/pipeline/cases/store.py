@@ -71,15 +71,31 @@ def _outcome(raw: dict[str, Any]) -> EntryOutcome:
     )
 
 
-def _update(raw: bytes) -> CustomerUpdate:
-    data = orjson.loads(raw)
-    cases = data.get("cases")
-    return CustomerUpdate(
-        folded_into=data.get("folded_into") or "",
-        outcomes=tuple(_outcome(r) for r in as_list(data.get("results"))),
-        cases=cases if isinstance(cases, dict) else {},
-        context=data.get("context") if isinstance(data.get("context"), dict) else {},
-    )
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _update(raw: Sequence[Any]) -> CustomerUpdate:
+    """The apply script's reply: a JSON head, then the documents as Redis holds them."""
+    head_raw, cases_flat, profile_flat, timeline, agents = raw
+    head = orjson.loads(head_raw)
+    folded_into = head.get("folded_into") or ""
+    outcomes = tuple(_outcome(r) for r in as_list(head.get("results")))
+    if folded_into:
+        return CustomerUpdate(folded_into=folded_into, outcomes=outcomes)
+    cases = {
+        _text(cases_flat[i]): orjson.loads(cases_flat[i + 1]) for i in range(0, len(cases_flat), 2)
+    }
+    context = {
+        "profile": {
+            _text(profile_flat[i]): _text(profile_flat[i + 1])
+            for i in range(0, len(profile_flat), 2)
+        },
+        "timeline": list(timeline),  # JSON bytes, parsed where the context is built
+        "agents": [_text(a) for a in agents],
+        "contacts_in_window": int(head.get("contacts_in_window") or 0),
+    }
+    return CustomerUpdate(folded_into="", outcomes=outcomes, cases=cases, context=context)
 
 
 class RedisCaseStore:

@@ -20,6 +20,7 @@ from redis.exceptions import ResponseError
 
 from omnirouter.events import (
     CaseContext,
+    CaseSnapshot,
     CustomerMerged,
     DeadLetter,
     Direction,
@@ -372,12 +373,18 @@ class CaseWorker:
     ) -> list[Outgoing]:
         now = datetime.now(UTC)
         out: list[Outgoing] = []
+        snapshots: dict[str, CaseSnapshot] = {}
         for outcome in update.outcomes:
             if outcome.error:
                 log.warning("case entry refused", event_id=outcome.event_id, error=outcome.error)
                 continue
             for event in case_events(
-                outcome, tenant=tenant, cases=update.cases, context_for=contexts, occurred_at=now
+                outcome,
+                tenant=tenant,
+                cases=update.cases,
+                context_for=contexts,
+                occurred_at=now,
+                snapshots=snapshots,
             ):
                 out.append(Outgoing("cases.events", customer_id, event))
         return out

@@ -4,7 +4,15 @@
 --   4 seen(ZSET event_id by time) 5 threads(HASH Message-ID->case) 6 profile(HASH)
 --   7 contacts(ZSET) 8 agents(ZSET) 9 outcomes(HASH event_id->outcome JSON)
 -- ARGV[1]: JSON {customer_id, tenant, cfg{...}, entries[...]}; see store.py for the fields.
--- Returns JSON {folded_into, results[], cases{id->doc}, context{...}}.
+-- Returns {head JSON {folded_into, results[], contacts_in_window}, cases flat [id, doc JSON...],
+--   profile flat [field, value...], timeline [entry JSON...] (newest cfg.context_n),
+--   agents [id...] (most recent first)}: documents travel as the strings stored, not
+--   re-encoded inside one big JSON (the script's CPU is Redis's, which is single-threaded).
+--
+-- Redis work per call is kept to a fixed handful of commands plus a few per event: the state
+-- and profile hashes are read once, and the writes of all entries (timeline, seen, outcomes,
+-- contacts, threads, profile, cases) go out as one command per key at the end, or before a
+-- fold, which reads those keys itself.
 local req = cjson.decode(ARGV[1])
 local cfg = req.cfg
 local customer = req.customer_id
@@ -12,14 +20,25 @@ local TRAIL_MAX = 200
 local OPEN = {new = true, queued = true, offered = true, assigned = true,
               waiting_on_customer = true}
 
-local folded_into = redis.call('HGET', KEYS[1], 'folded_into')
-if folded_into then
-  return cjson.encode({folded_into = folded_into, results = {}, cases = {}, context = {}})
+-- open_case, last_case and folded_into, read once; writes go through to Redis and here.
+local st = redis.call('HMGET', KEYS[1], 'folded_into', 'open_case', 'last_case')
+if st[1] then
+  return {cjson.encode({folded_into = st[1], results = {}, contacts_in_window = 0}),
+          {}, {}, {}, {}}
+end
+local state = {open_case = st[2], last_case = st[3]}
+local function state_set(field, value)
+  redis.call('HSET', KEYS[1], field, value)
+  state[field] = value
+end
+local function state_del(field)
+  redis.call('HDEL', KEYS[1], field)
+  state[field] = false
 end
 
 -- Cases read in this call, and the ones changed (only those are written back: a replay
 -- reads a case to re-announce it but leaves it byte-for-byte as it was).
-local touched, touched_order, dirty = {}, {}, {}
+local touched, touched_order, dirty, raw_of = {}, {}, {}, {}
 local function get_case(id)
   -- redis.call answers a missing field with false, not nil.
   if not id or id == '' then return nil end
@@ -28,6 +47,7 @@ local function get_case(id)
   if not raw then return nil end
   local c = cjson.decode(raw)
   touched[id] = c
+  raw_of[id] = raw
   touched_order[#touched_order + 1] = id
   return c
 end
@@ -45,8 +65,90 @@ local function add_unique(list, value)
 end
 local function arr(t) if type(t) ~= 'table' then return {} end return t end
 
+-- effort.trail, the channel of each contact in time order, is kept as one string
+-- "<at>:<channel>,<at>:<channel>,...": as a JSON array of [at, channel] pairs its 200 numbers
+-- made decoding and encoding the case document (every call, on Redis's one thread) cost
+-- several times all the rest. effort.trail_n counts its steps (counting the commas of a long
+-- string costs about as much again). Documents stored before keep the array until touched.
+local function trail_step(at, channel) return string.format('%.17g', at) .. ':' .. channel end
+local function trail_steps(trail)
+  if type(trail) == 'table' then return arr(trail) end
+  local steps = {}
+  for at, channel in string.gmatch(trail or '', '([^,:]+):([^,]+)') do
+    steps[#steps + 1] = {tonumber(at), channel}
+  end
+  return steps
+end
+local function trail_text(steps)
+  local parts = {}
+  for i, step in ipairs(steps) do parts[i] = trail_step(step[1], step[2]) end
+  return table.concat(parts, ',')
+end
+
+-- One command over a list of arguments, in slices: Lua's unpack() stops at a few thousand
+-- values. Slices keep pairs together; read replies are joined in order.
+local SLICE = 1000
+local function call_list(cmd, key, list)
+  if #list <= SLICE then return redis.call(cmd, key, unpack(list)) end
+  local replies = {}
+  for first = 1, #list, SLICE do
+    local reply = redis.call(cmd, key, unpack(list, first, math.min(first + SLICE - 1, #list)))
+    if type(reply) == 'table' then
+      for _, v in ipairs(reply) do replies[#replies + 1] = v end
+    end
+  end
+  return replies
+end
+
+-- Writes held until flush(): one command per key instead of one per entry.
+local pending_timeline, pending_seen, pending_outcomes, pending_contacts = {}, {}, {}, {}
+local pending_threads, threads_here, seen_here, outcome_here = {}, {}, {}, {}
 local function timeline_add(entry)
-  redis.call('RPUSH', KEYS[3], cjson.encode(entry))
+  pending_timeline[#pending_timeline + 1] = cjson.encode(entry)
+end
+local function flush()
+  if #pending_timeline > 0 then call_list('RPUSH', KEYS[3], pending_timeline) end
+  if #pending_seen > 0 then call_list('ZADD', KEYS[4], pending_seen) end
+  if #pending_outcomes > 0 then call_list('HSET', KEYS[9], pending_outcomes) end
+  if #pending_contacts > 0 then call_list('ZADD', KEYS[7], pending_contacts) end
+  if #pending_threads > 0 then call_list('HSET', KEYS[5], pending_threads) end
+  pending_timeline, pending_seen, pending_outcomes, pending_contacts = {}, {}, {}, {}
+  pending_threads, threads_here = {}, {}
+end
+local function push2(list, a, b)
+  list[#list + 1] = a
+  list[#list + 1] = b
+end
+
+-- The profile hash, read whole once (the context returns it anyway) and written back once.
+local profile, profile_dirty, attrs, ids_list = nil, {}, nil, nil
+local function load_profile()
+  if profile then return end
+  profile = {}
+  local flat = redis.call('HGETALL', KEYS[6])
+  for i = 1, #flat, 2 do profile[flat[i]] = flat[i + 1] end
+end
+local function profile_set(field, value)
+  if profile[field] ~= value then
+    profile[field] = value
+    profile_dirty[field] = true
+  end
+end
+local function profile_attrs()
+  load_profile()
+  if not attrs then attrs = cjson.decode(profile.attributes or '{}') end
+  return attrs
+end
+local function profile_ids()
+  load_profile()
+  if not ids_list then ids_list = arr(cjson.decode(profile.identifiers or '[]')) end
+  return ids_list
+end
+local function flush_profile()
+  local flat = {}
+  for field in pairs(profile_dirty) do push2(flat, field, profile[field]) end
+  if #flat > 0 then call_list('HSET', KEYS[6], flat) end
+  profile_dirty = {}
 end
 
 local out
@@ -63,9 +165,9 @@ local function transition(case, to, reason, ev)
   if to == 'resolved' then case.resolved_at = ev.at; case.effort.resolved_at = ev.at end
   if to == 'closed' then case.closed_at = ev.at end
   if OPEN[to] then
-    redis.call('HSET', KEYS[1], 'open_case', case.case_id)
-  elseif redis.call('HGET', KEYS[1], 'open_case') == case.case_id then
-    redis.call('HDEL', KEYS[1], 'open_case')
+    state_set('open_case', case.case_id)
+  elseif state.open_case == case.case_id then
+    state_del('open_case')
   end
   out.transitions[#out.transitions + 1] = {case_id = case.case_id, from = from, to = to,
                                            reason = reason, at = ev.at}
@@ -84,9 +186,9 @@ local function open_case(id, ev, reason)
              story = {}, intents = {}, folded = {}, related_case_id = '',
              effort = {contacts = 0, channels = {}, switches = 0, transfers = 0,
                        first_contact_at = ev.at, first_response_at = 0, resolved_at = 0,
-                       last_channel = '', trail = {}}}
+                       last_channel = '', trail = '', trail_n = 0}}
   remember(c)
-  redis.call('HSET', KEYS[1], 'last_case', id)
+  state_set('last_case', id)
   transition(c, 'new', reason, ev)
   out.opened = id
   return c
@@ -97,17 +199,20 @@ local function reopen(c, ev)
   c.resolved_at = 0
   c.effort.resolved_at = 0
   transition(c, 'new', 'customer wrote again within the reopen window', ev)
-  redis.call('HSET', KEYS[1], 'last_case', c.case_id)
+  state_set('last_case', c.case_id)
   out.reopened = c.case_id
 end
 
 local function note_thread(message_id, case_id)
-  if message_id ~= '' then redis.call('HSET', KEYS[5], message_id, case_id) end
+  if message_id ~= '' then
+    push2(pending_threads, message_id, case_id)
+    threads_here[message_id] = case_id
+  end
 end
 
 local function find_case_for_inbound(ev)
   for _, ref in ipairs(arr(ev.refs)) do
-    local cid = redis.call('HGET', KEYS[5], ref)
+    local cid = threads_here[ref] or redis.call('HGET', KEYS[5], ref)
     local tc = get_case(cid)
     if tc then
       if OPEN[tc.status] then return tc end
@@ -118,9 +223,9 @@ local function find_case_for_inbound(ev)
       break
     end
   end
-  local current = get_case(redis.call('HGET', KEYS[1], 'open_case'))
+  local current = get_case(state.open_case)
   if current then return current end
-  local last = get_case(redis.call('HGET', KEYS[1], 'last_case'))
+  local last = get_case(state.last_case)
   if last and last.status == 'resolved' then
     if ev.at - last.resolved_at <= cfg.reopen_ms then
       reopen(last, ev)
@@ -134,19 +239,22 @@ local function find_case_for_inbound(ev)
 end
 
 local function update_profile(p, identifiers)
+  load_profile()
   for _, field in ipairs({'name', 'language', 'tier'}) do
-    if p[field] ~= nil and p[field] ~= '' then redis.call('HSET', KEYS[6], field, p[field]) end
+    if p[field] ~= nil and p[field] ~= '' then profile_set(field, p[field]) end
   end
-  local attrs = cjson.decode(redis.call('HGET', KEYS[6], 'attributes') or '{}')
+  local a = profile_attrs()
   local changed = false
-  for k, v in pairs(p.attributes or {}) do attrs[k] = v; changed = true end
-  if changed then redis.call('HSET', KEYS[6], 'attributes', cjson.encode(attrs)) end
-  local ids = arr(cjson.decode(redis.call('HGET', KEYS[6], 'identifiers') or '[]'))
-  local grew = false
-  for _, a in ipairs(arr(identifiers)) do
-    if not contains(ids, a) then ids[#ids + 1] = a; grew = true end
+  for k, v in pairs(p.attributes or {}) do
+    if a[k] ~= v then a[k] = v; changed = true end
   end
-  if grew then redis.call('HSET', KEYS[6], 'identifiers', cjson.encode(ids)) end
+  if changed then profile_set('attributes', cjson.encode(a)) end
+  local ids = profile_ids()
+  local grew = false
+  for _, id in ipairs(arr(identifiers)) do
+    if not contains(ids, id) then ids[#ids + 1] = id; grew = true end
+  end
+  if grew then profile_set('identifiers', cjson.encode(ids)) end
 end
 
 local function apply_inbound(ev)
@@ -158,10 +266,17 @@ local function apply_inbound(ev)
   e.last_channel = ev.channel
   -- The channel of each contact, in time order: folding a merged customer's case recounts
   -- the switches across both from it.
-  local trail = arr(e.trail)
-  trail[#trail + 1] = {ev.at, ev.channel}
-  if #trail > TRAIL_MAX then table.remove(trail, 1) end
-  e.trail = trail
+  local trail, n = e.trail, e.trail_n
+  if type(trail) ~= 'string' or type(n) ~= 'number' then
+    local steps = trail_steps(trail)
+    trail, n = trail_text(steps), #steps
+  end
+  local step = trail_step(ev.at, ev.channel)
+  trail, n = (n == 0 and step or (trail .. ',' .. step)), n + 1
+  if n > TRAIL_MAX then
+    trail, n = string.sub(trail, string.find(trail, ',', 1, true) + 1), n - 1
+  end
+  e.trail, e.trail_n = trail, n
   e.channels = arr(e.channels)
   add_unique(e.channels, ev.channel)
   case.channels = arr(case.channels)
@@ -189,14 +304,13 @@ local function apply_inbound(ev)
   timeline_add({entry_id = ev.event_id, at = ev.at, kind = 'message', direction = 'inbound',
                 channel = ev.channel, case_id = case.case_id, text = ev.text,
                 subject = ev.subject, attachments = ev.attachments})
-  redis.call('ZADD', KEYS[7], ev.at, ev.event_id)
+  push2(pending_contacts, ev.at, ev.event_id)
   update_profile(ev.profile, ev.identifiers)
   return case
 end
 
 local function apply_outbound(ev)
-  local case = get_case(ev.case_id) or get_case(redis.call('HGET', KEYS[1], 'open_case'))
-    or get_case(redis.call('HGET', KEYS[1], 'last_case'))
+  local case = get_case(ev.case_id) or get_case(state.open_case) or get_case(state.last_case)
   if ev.kind == 'delivery_status' then
     -- The dispatcher's report on a reply: a system entry, neither a reply nor a response.
     timeline_add({entry_id = ev.event_id, at = ev.at, kind = 'system', system_type = 'delivery',
@@ -226,7 +340,7 @@ local function apply_outbound(ev)
 end
 
 local function apply_status(ev)
-  local case = get_case(ev.case_id) or get_case(redis.call('HGET', KEYS[1], 'open_case'))
+  local case = get_case(ev.case_id) or get_case(state.open_case)
   if not case then
     out.error = 'no case ' .. (ev.case_id ~= '' and ev.case_id or 'open') .. ' for ' .. customer
     return nil
@@ -260,6 +374,7 @@ end
 local function apply_fold(ev)
   local x = ev.export
   local absorbed = ev.absorbed_id
+  flush()  -- it reads the timeline, seen, threads and contacts as the entries before left them
   -- Timeline: the absorbed customer's entries join, in time order, without duplicates.
   local merged = {}
   for _, raw in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do merged[#merged + 1] = raw end
@@ -268,6 +383,7 @@ local function apply_fold(ev)
     if not redis.call('ZSCORE', KEYS[4], entry.entry_id) then
       merged[#merged + 1] = raw
       redis.call('ZADD', KEYS[4], entry.at, entry.entry_id)
+      seen_here[entry.entry_id] = true
     end
   end
   local decoded = {}
@@ -279,7 +395,7 @@ local function apply_fold(ev)
   redis.call('DEL', KEYS[3])
   for _, d in ipairs(decoded) do redis.call('RPUSH', KEYS[3], d[3]) end
 
-  local survivor_open = get_case(redis.call('HGET', KEYS[1], 'open_case'))
+  local survivor_open = get_case(state.open_case)
   local absorbed_open = x.open_case or ''
   local into = ''
   for id, raw in pairs(x.cases or {}) do
@@ -290,8 +406,8 @@ local function apply_fold(ev)
       local e, a = s.effort, doc.effort
       e.contacts = e.contacts + a.contacts
       e.transfers = e.transfers + a.transfers
-      local trail = arr(e.trail)
-      for _, step in ipairs(arr(a.trail)) do trail[#trail + 1] = step end
+      local trail = trail_steps(e.trail)
+      for _, step in ipairs(trail_steps(a.trail)) do trail[#trail + 1] = step end
       -- Time order, ties by channel: Lua's sort is not stable, and the result must not depend
       -- on which of two same-millisecond contacts was applied first (a replay compares).
       table.sort(trail, function(p, q)
@@ -299,7 +415,7 @@ local function apply_fold(ev)
         return p[2] < q[2]
       end)
       while #trail > TRAIL_MAX do table.remove(trail, 1) end
-      e.trail = trail
+      e.trail, e.trail_n = trail_text(trail), #trail
       -- With the whole trail at hand, count switches across both cases in time order; a trail
       -- cut at TRAIL_MAX falls back to adding the two counts.
       e.switches = a.switches + e.switches
@@ -361,7 +477,7 @@ local function apply_fold(ev)
         to = 'closed', reason = 'folded into case ' .. s.case_id, at = ev.at}
       into = s.case_id
     elseif id == absorbed_open then
-      redis.call('HSET', KEYS[1], 'open_case', id)
+      state_set('open_case', id)
       into = id
     end
     remember(doc)
@@ -372,15 +488,16 @@ local function apply_fold(ev)
   end
   for field, value in pairs(x.profile or {}) do
     if field == 'attributes' then
-      local mine = cjson.decode(redis.call('HGET', KEYS[6], 'attributes') or '{}')
+      local mine = profile_attrs()
       for k, v in pairs(cjson.decode(value)) do if mine[k] == nil then mine[k] = v end end
-      redis.call('HSET', KEYS[6], 'attributes', cjson.encode(mine))
+      profile_set('attributes', cjson.encode(mine))
     elseif field == 'identifiers' then
-      local mine = arr(cjson.decode(redis.call('HGET', KEYS[6], 'identifiers') or '[]'))
+      local mine = profile_ids()
       for _, a in ipairs(arr(cjson.decode(value))) do add_unique(mine, a) end
-      redis.call('HSET', KEYS[6], 'identifiers', cjson.encode(mine))
+      profile_set('identifiers', cjson.encode(mine))
     else
-      redis.call('HSETNX', KEYS[6], field, value)
+      load_profile()
+      if profile[field] == nil then profile_set(field, value) end
     end
   end
   for i = 1, #arr(x.agents), 2 do redis.call('ZADD', KEYS[8], 'GT', x.agents[i + 1], x.agents[i]) end
@@ -396,15 +513,25 @@ end
 
 local results = {}
 local latest = 0
+-- What Redis knows of the batch's event ids, in two commands: the stored outcome (a replay
+-- re-announces it) and whether it was applied to a customer since folded into this one.
+local ids = {}
+for i, ev in ipairs(req.entries) do ids[i] = ev.event_id end
+local stored_of, seen_of = {}, {}
+if #ids > 0 then
+  stored_of = call_list('HMGET', KEYS[9], ids)
+  seen_of = call_list('ZMSCORE', KEYS[4], ids)
+end
 for i, ev in ipairs(req.entries) do
   if ev.at > latest then latest = ev.at end
-  local stored = redis.call('HGET', KEYS[9], ev.event_id)
+  -- An id twice in one batch: the second finds what the first stored.
+  local stored = outcome_here[ev.event_id] or stored_of[i]
   if stored then
     local r = cjson.decode(stored)
     r.replayed = true
     get_case(r.case_id)
     results[i] = r
-  elseif redis.call('ZSCORE', KEYS[4], ev.event_id) then
+  elseif seen_of[i] or seen_here[ev.event_id] then
     -- Applied to a customer since folded into this one: its entry came over with the fold.
     results[i] = {event_id = ev.event_id, type = ev.type, case_id = '', transitions = {},
                   opened = '', reopened = '', moved_cases = {}, error = '', replayed = true}
@@ -431,16 +558,27 @@ for i, ev in ipairs(req.entries) do
                transitions = out.transitions, opened = out.opened, reopened = out.reopened,
                moved_cases = out.moved_cases, error = out.error or '', replayed = false}
     if r.error == '' then
-      redis.call('HSET', KEYS[9], ev.event_id, cjson.encode(r))
-      redis.call('ZADD', KEYS[4], ev.at, ev.event_id)
+      local encoded = cjson.encode(r)
+      push2(pending_outcomes, ev.event_id, encoded)
+      push2(pending_seen, ev.at, ev.event_id)
+      outcome_here[ev.event_id] = encoded
+      seen_here[ev.event_id] = true
     end
     results[i] = r
   end
 end
+flush()
+if profile then flush_profile() end
 
+local cases_flat, changed = {}, {}
 for _, id in ipairs(touched_order) do
-  if dirty[id] then redis.call('HSET', KEYS[2], id, cjson.encode(touched[id])) end
+  if dirty[id] then
+    raw_of[id] = cjson.encode(touched[id])
+    push2(changed, id, raw_of[id])
+  end
+  push2(cases_flat, id, raw_of[id])
 end
+if #changed > 0 then call_list('HSET', KEYS[2], changed) end
 -- Caps and expiry: the timeline keeps its newest entries; idempotency memory is bounded too.
 redis.call('LTRIM', KEYS[3], -cfg.timeline_max, -1)
 local overflow = redis.call('ZCARD', KEYS[4]) - cfg.seen_max
@@ -454,18 +592,20 @@ for k = 1, 9 do
   if k ~= 2 and k ~= 1 then redis.call('EXPIRE', KEYS[k], cfg.ttl_s) end
 end
 
-local cases = {}
-for _, id in ipairs(touched_order) do cases[id] = touched[id] end
 local newest = redis.call('ZREVRANGE', KEYS[7], 0, 0, 'WITHSCORES')
 local horizon = (newest[2] and tonumber(newest[2]) or latest) - cfg.contacts_window_ms
-return cjson.encode({
-  folded_into = '',
-  results = results,
-  cases = cases,
-  context = {
-    profile = redis.call('HGETALL', KEYS[6]),
-    timeline = redis.call('LRANGE', KEYS[3], -cfg.context_n, -1),
-    agents = redis.call('ZREVRANGE', KEYS[8], 0, 9),
-    contacts_in_window = redis.call('ZCOUNT', KEYS[7], horizon, '+inf'),
-  },
-})
+local profile_flat
+if profile then
+  profile_flat = {}
+  for field, value in pairs(profile) do push2(profile_flat, field, value) end
+else
+  profile_flat = redis.call('HGETALL', KEYS[6])
+end
+return {
+  cjson.encode({folded_into = '', results = results,
+                contacts_in_window = redis.call('ZCOUNT', KEYS[7], horizon, '+inf')}),
+  cases_flat,
+  profile_flat,
+  redis.call('LRANGE', KEYS[3], -cfg.context_n, -1),
+  redis.call('ZREVRANGE', KEYS[8], 0, 9),
+}

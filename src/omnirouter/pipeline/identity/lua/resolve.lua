@@ -180,26 +180,38 @@ local function resolve_one(ev)
 end
 
 -- Processed event ids live in time-sliced hashes that Redis expires whole: no per-entry
--- bookkeeping, and memory bounded by the window, not by the traffic's history.
+-- bookkeeping, and memory bounded by the window, not by the traffic's history. Each slice is
+-- asked about the whole batch at once (one HMGET per slice, not one HGET per event and slice).
 local current = math.floor(now / req.bucket_ms)
-local function stored_result(id)
+local ids = {}
+for i, ev in ipairs(req.events) do ids[i] = ev.id end
+local stored_of = {}
+if #ids > 0 then
   for b = current, current - req.buckets, -1 do
-    local hit = redis.call('HGET', KEYS[5] .. ':' .. b, id)
-    if hit then return hit end
+    -- In slices: Lua's unpack() stops at a few thousand values.
+    for first = 1, #ids, 1000 do
+      local last = math.min(first + 999, #ids)
+      local hits = redis.call('HMGET', KEYS[5] .. ':' .. b, unpack(ids, first, last))
+      for j = first, last do
+        -- The newest slice first, as a lookup slice by slice would find it.
+        if not stored_of[j] and hits[j - first + 1] then stored_of[j] = hits[j - first + 1] end
+      end
+    end
   end
-  return nil
 end
 
-local results, replayed = {}, {}
+local results, replayed, resolved_here = {}, {}, {}
 local wrote = false
 for i, ev in ipairs(req.events) do
-  local stored = stored_result(ev.id)
+  -- An id twice in one batch: the second finds what the first stored.
+  local stored = resolved_here[ev.id] or stored_of[i]
   if stored then
     results[i] = stored
     replayed[i] = 1
   else
     local encoded = cjson.encode(resolve_one(ev))
     redis.call('HSET', KEYS[5] .. ':' .. current, ev.id, encoded)
+    resolved_here[ev.id] = encoded
     results[i] = encoded
     replayed[i] = 0
     wrote = true
