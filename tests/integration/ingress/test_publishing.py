@@ -10,14 +10,11 @@ from typing import Any
 import pytest
 from kafka.future import Future
 
-from omnirouter.connections import ensure_topics
 from omnirouter.devstack import StackAddresses
 from omnirouter.events import InteractionEvent, topic_spec
 from omnirouter.ingress.publishing import IngressPublisher, PublishFailed
-from omnirouter.runtime import catalogue_topics
-from omnirouter.settings import KafkaSettings, Settings
 from support.events import identifier, inbound
-from support.kafka import TopicReader
+from support.kafka import TopicReader, create_catalogue
 
 pytestmark = pytest.mark.integration
 
@@ -25,13 +22,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def prefix(stack: StackAddresses, unique_id: str) -> str:
     prefix = f"test.{unique_id}."
-    settings = Settings(
-        kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap_servers, topic_prefix=prefix)
-    )
-    ensure_topics(
-        stack.kafka_bootstrap_servers,
-        [t._replace(partitions=2) for t in catalogue_topics(settings)],
-    )
+    create_catalogue(stack.kafka_bootstrap_servers, prefix, max_partitions=2)
     return prefix
 
 

@@ -6,14 +6,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from omnirouter.connections import create_producer, ensure_topics
+from omnirouter.connections import create_producer
 from omnirouter.devstack import StackAddresses
 from omnirouter.events import topic_spec
 from omnirouter.pipeline.cases.store import RedisCaseStore
 from omnirouter.pipeline.routing.store import RoutingStore
-from omnirouter.runtime import catalogue_topics
-from omnirouter.settings import CaseSettings, KafkaSettings, Settings
-from support.kafka import TopicReader
+from omnirouter.settings import CaseSettings
+from support.kafka import TopicReader, create_catalogue
 from support.routing_env import RoutingEnv
 from support.stack import async_redis
 
@@ -23,13 +22,7 @@ async def routing(
     stack: StackAddresses, unique_id: str, redis_prefix: str
 ) -> AsyncIterator[RoutingEnv]:
     prefix = f"test.{unique_id}."
-    settings = Settings(
-        kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap_servers, topic_prefix=prefix)
-    )
-    ensure_topics(
-        stack.kafka_bootstrap_servers,
-        [t._replace(partitions=1) for t in catalogue_topics(settings)],
-    )
+    create_catalogue(stack.kafka_bootstrap_servers, prefix, max_partitions=1)
     client = async_redis(stack.redis_url)
     producer = create_producer(stack.kafka_bootstrap_servers, client_id="routing-test")
     outputs = [
