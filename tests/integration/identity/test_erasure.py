@@ -20,6 +20,7 @@ from omnirouter.connections import create_producer, ensure_topics
 from omnirouter.devstack import StackAddresses
 from omnirouter.events import (
     TOPICS,
+    CaseRouted,
     CustomerErased,
     CustomerMerged,
     InteractionEvent,
@@ -173,6 +174,19 @@ async def _settled(router: Router, customers: set[str], entry_ids: set[str]) -> 
     return entry_ids <= found
 
 
+async def _routed(router: Router, customers: set[str]) -> bool:
+    """Every open case of ``customers`` has had its routing decision announced."""
+    announced = {
+        e.case.case_id for e in router.reader.decoded(router.topic("cases.routed"), CaseRouted)
+    }
+    for customer in customers:
+        view = await router.cases.read_customer("default", customer, timeline=1)
+        for case_id, case in view["cases"].items():
+            if case.get("status") not in ("closed", "resolved") and case_id not in announced:
+                return False
+    return True
+
+
 async def test_erasing_a_customer_removes_them_everywhere_and_only_them(router: Router) -> None:
     email = inbound("email", identifier("email", DEE_EMAIL), text=DEE_TEXTS[0])
     sms = inbound("sms", identifier("phone", DEE_PHONE), text=DEE_TEXTS[1])
@@ -208,8 +222,12 @@ async def test_erasing_a_customer_removes_them_everywhere_and_only_them(router: 
     expected = {str(e.event_id) for e in (email, sms, chat, sam, *acks)}
 
     async def settled() -> bool:
-        return await _settled(router, {dee, sam_id}, expected) and (
-            await router.cases.current_customer("default", absorbed) == dee
+        # Routing too: a decision landing between the two snapshots below would change Sam's
+        # keys (or recreate Dee's) and look like the erasure's doing.
+        return (
+            await _settled(router, {dee, sam_id}, expected)
+            and await router.cases.current_customer("default", absorbed) == dee
+            and await _routed(router, {dee, sam_id})
         )
 
     await eventually_async(settled, timeout_s=60, what="the timelines to hold every entry")
