@@ -48,12 +48,6 @@ def create_app(
         # faust's default (1,000,000 bytes) is below Kafka's own 1 MiB: an event with a text of
         # the contract's maximum length (1M characters) would not fit on interactions.resolved.
         "producer_max_request_size": 1_048_576,
-        # A case announcement carries the story so far (~10 KB): with faust's 16 KiB producer
-        # batches nearly every record was a batch of its own, and aiokafka keeps one batch per
-        # partition in flight, so a worker's batch went out as a queue of acks=all round trips
-        # per partition. Bigger batches carry a stage batch's records for a partition in a few
-        # requests; half of the broker's 1 MiB message.max.bytes, which applies to a batch.
-        "producer_max_batch_size": 524_288,
         "broker_commit_every": 100,
         "broker_commit_interval": 1.0,
     }
