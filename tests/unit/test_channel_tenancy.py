@@ -11,6 +11,7 @@ from omnirouter.channels.tenancy import TenantDirectory, reply_sender
 from omnirouter.channels.tenant_addresses import TenantAddresses
 from omnirouter.errors import ConfigurationError
 from omnirouter.settings import Settings, load_settings
+from support.settings_env import clear_ambient_settings
 
 ACME = TenantAddresses(
     sms_numbers=("+1 555 000 1111", "+15550001112"),
@@ -31,11 +32,7 @@ DIRECTORY = TenantDirectory.of({"acme": ACME, "globex": GLOBEX})
 
 @pytest.fixture(autouse=True)
 def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    for key in list(os.environ):
-        if key.startswith("OMNIROUTER_") and not key.startswith("OMNIROUTER_TEST_"):
-            monkeypatch.delenv(key)
+    clear_ambient_settings(monkeypatch)
 
 
 # --- settings ---------------------------------------------------------------------------------

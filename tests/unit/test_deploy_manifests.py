@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import inspect
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +33,7 @@ from omnirouter.ops.lag import LagReport, lag_metrics
 from omnirouter.ops.worker_metrics import serve_worker_metrics
 from omnirouter.runtime import catalogue_topics
 from omnirouter.settings import ApiSettings, KafkaSettings, OpsSettings, Settings, load_settings
+from support.settings_env import clear_ambient_settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
@@ -68,9 +68,7 @@ def _containers() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
 
 @pytest.fixture(autouse=True)
 def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("OMNIROUTER_") and not key.startswith("OMNIROUTER_TEST_"):
-            monkeypatch.delenv(key)
+    clear_ambient_settings(monkeypatch)
 
 
 # -- Kubernetes schemas -----------------------------------------------------------------------

@@ -33,6 +33,7 @@ from omnirouter.security import (
     redis_client_options,
 )
 from omnirouter.settings import KafkaSettings, RedisSettings, Settings, load_settings
+from support.settings_env import clear_ambient_settings
 
 SECRET = "pa55-w0rd-that-must-never-print"
 
@@ -55,9 +56,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(autouse=True)
 def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("OMNIROUTER_") and not key.startswith("OMNIROUTER_TEST_"):
-            monkeypatch.delenv(key)
+    clear_ambient_settings(monkeypatch)
 
 
 def _sasl(protocol: str = "SASL_SSL", mechanism: str = "SCRAM-SHA-512", **more: Any) -> Any:

@@ -6,15 +6,12 @@ import pytest
 
 from omnirouter.errors import ConfigurationError
 from omnirouter.settings import load_settings
+from support.settings_env import clear_ambient_settings
 
 
 @pytest.fixture(autouse=True)
 def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    for key in list(os.environ):
-        if key.startswith("OMNIROUTER_") and not key.startswith("OMNIROUTER_TEST_"):
-            monkeypatch.delenv(key)
+    clear_ambient_settings(monkeypatch)
 
 
 def test_defaults_leave_services_to_devstack() -> None:
