@@ -44,7 +44,11 @@ def test_broker_killed_mid_stream_loses_duplicates_and_reorders_nothing(
     started = time.monotonic()
     start_worker(cluster_run, 1)
     start_worker(cluster_run, 2)
-    producer = PacedProducer(cluster_run, sms_traffic(size.customers, size.events, rng))
+    traffic = sms_traffic(size.customers, size.events, rng)
+    points = fault_points(rng, size.faults, size.events, low=0.1, high=0.6)
+    # The producer stops at each point until the broker is down, so there is always something
+    # left to write while it is.
+    producer = PacedProducer(cluster_run, traffic, hold_at=points)
     producer.start()
     resolved = cluster_run.topic("interactions.resolved")
 
@@ -53,20 +57,18 @@ def test_broker_killed_mid_stream_loses_duplicates_and_reorders_nothing(
 
     killed: list[int] = []
     acknowledged_while_down = 0
-    for point in fault_points(rng, size.faults, size.events, low=0.1, high=0.6):
-        # Triggered by the writes, not by identity's output: resolutions count redeliveries
-        # too, so a trigger on them could come after the producer had written everything,
-        # leaving no write to make while the broker is down (a CI run failed on exactly that).
+    for point in points:
         eventually(
-            lambda p=point: len(producer.acknowledged) >= p,  # type: ignore[misc]
+            lambda p=point: producer.held_at(p),  # type: ignore[misc]
             timeout_s=120,
-            what=f"{point} events acknowledged",
+            what=f"the producer to hold after {point} acknowledged events",
         )
         node = rng.randrange(len(kafka_cluster.nodes()))
         kafka_cluster.kill(node)
         killed.append(node + 1)
         assert kafka_cluster.status().describe() == "degraded (2/3 running)"
         resolved_then, acknowledged_then = total(), len(producer.acknowledged)
+        producer.release()
         try:
             eventually(
                 lambda r=resolved_then, a=acknowledged_then: (  # type: ignore[misc]

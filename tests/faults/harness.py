@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,7 +144,12 @@ class PacedProducer(threading.Thread):
     """
 
     def __init__(
-        self, run: FaultRun, events: list[InteractionEvent], *, stall_timeout_s: float = 300.0
+        self,
+        run: FaultRun,
+        events: list[InteractionEvent],
+        *,
+        stall_timeout_s: float = 300.0,
+        hold_at: Sequence[int] = (),
     ) -> None:
         super().__init__(name="faults-producer", daemon=True)
         self._run = run
@@ -151,10 +157,43 @@ class PacedProducer(threading.Thread):
         self._window = max(50, len(events) // 10)
         self._chunk = max(25, self._window // 10)
         self._stall_timeout_s = stall_timeout_s
+        # Fault points the producer stops at until the scenario has injected its fault: a
+        # trigger that only watches progress can fire after the producer wrote everything on a
+        # slow run, leaving nothing to write while the fault lasts (a CI run failed on that).
+        self._hold_at = sorted(set(hold_at))
+        self._released = threading.Condition()
+        self._holding_at: int | None = None
+        self._releases = 0
         self.sent = 0
         self.acknowledged: dict[str, str] = {}
         self.refused = 0
         self.error: BaseException | None = None
+
+    def held_at(self, point: int) -> bool:
+        """Whether the producer wrote the events before ``point`` and waits for release."""
+        with self._released:
+            return self._holding_at == point
+
+    def release(self) -> None:
+        """Let the producer go on past the point it holds at."""
+        with self._released:
+            self._releases += 1
+            self._released.notify_all()
+
+    def _hold(self, point: int) -> None:
+        with self._released:
+            self._holding_at = point
+            expected = self._hold_at.index(point) + 1
+            if not self._released.wait_for(
+                lambda: self._releases >= expected, timeout=self._stall_timeout_s
+            ):
+                raise TimeoutError(f"the producer was not released at {point} events")
+            self._holding_at = None
+
+    def _chunks(self) -> Iterator[tuple[int, int]]:
+        """(start, end) of each write, cut at every hold point."""
+        bounds = sorted({*range(0, len(self._events), self._chunk), *self._hold_at})
+        return zip(bounds, [*bounds[1:], len(self._events)], strict=True)
 
     def run(self) -> None:
         addresses = self._run.addresses
@@ -163,13 +202,15 @@ class PacedProducer(threading.Thread):
         topic = self._run.topic("interactions.inbound")
         resolved = self._run.topic("interactions.resolved")
         try:
-            for start in range(0, len(self._events), self._chunk):
+            for start, end in self._chunks():
+                if start in self._hold_at:
+                    self._hold(start)
                 eventually(
                     lambda: self.sent - probe.total(resolved) <= self._window,
                     timeout_s=self._stall_timeout_s,
                     what="identity to catch up with the producer",
                 )
-                chunk = self._events[start : start + self._chunk]
+                chunk = self._events[start:end]
                 futures = [
                     (e, producer.send(topic, encode(e), key=e.routing_key.encode())) for e in chunk
                 ]
