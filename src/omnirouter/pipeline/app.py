@@ -48,6 +48,12 @@ def create_app(
         # faust's default (1,000,000 bytes) is below Kafka's own 1 MiB: an event with a text of
         # the contract's maximum length (1M characters) would not fit on interactions.resolved.
         "producer_max_request_size": 1_048_576,
+        # faust's default is 20 minutes: aiokafka's producer uses it both as the broker-side
+        # wait for acks=all and as the age at which an undeliverable batch fails. With a broker
+        # gone, a batch caught in between then held its stage batch (and every commit, which
+        # flushes the producer) for minutes. Failing it after 30 s lets the stage's retry
+        # publish again, which is harmless: every record carries its deterministic event_id.
+        "producer_request_timeout": 30.0,
         "broker_commit_every": 100,
         "broker_commit_interval": 1.0,
     }

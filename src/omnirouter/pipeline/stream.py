@@ -126,14 +126,36 @@ async def publish(
     stage = what.split(".")[0]
     records = [_fitting(item, topic_prefix, stage=stage, limit=limit) for item in outgoing]
 
+    # aiokafka fails a batch it could not deliver within the producer's request timeout, but a
+    # delivery that hangs anyway must not hold the stage (and every offset commit) for good:
+    # past this deadline the whole batch is published again (idempotent on event_id).
+    deadline_s = 2.5 * float(app.conf.producer_request_timeout)
+
     async def send_all() -> None:
         producer = app.producer
-        pending: list[Awaitable[Any]] = []
-        for topic, key, value in records:
-            pending.append(await producer.send(topic, key, value, None, None, None))
-        await asyncio.gather(*pending)
+        pending: list[asyncio.Future[Any]] = []
+        async with asyncio.timeout(deadline_s):
+            for topic, key, value in records:
+                sent = await producer.send(topic, key, value, None, None, None)
+                pending.append(asyncio.ensure_future(sent))  # already a future: kept as is
+        # asyncio.wait, not gather under a timeout: the futures are aiokafka's, left to settle.
+        done, late = await asyncio.wait(pending, timeout=deadline_s)
+        for future in late:  # their outcome no longer matters, but is retrieved, not warned of
+            future.add_done_callback(_retrieve)
+        errors = [error for future in done if (error := future.exception()) is not None]
+        if errors:
+            raise errors[0]
+        if late:
+            raise TimeoutError(
+                f"{len(late)} of {len(pending)} records unacknowledged after {deadline_s:g} s"
+            )
 
     await until_it_succeeds(send_all, what=what, max_backoff_s=max_backoff_s)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _fitting(
