@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -36,6 +39,9 @@ def create_app(
     config: dict[str, Any] = {
         "broker": brokers,
         "store": "memory://",
+        # faust creates "<app id>-data/v1/tables" in the working directory even with the memory
+        # store: empty, but one per app id (tests use hundreds), littering wherever a worker runs.
+        "datadir": str(faust_datadir() / "{conf.name}"),
         # Workers expose metrics through omnirouter's own ops server, not faust's web views.
         "web_enabled": False,
         "topic_replication_factor": replication_factor,
@@ -62,3 +68,12 @@ def create_app(
         config["broker_credentials"] = credentials
     config.update(overrides)
     return faust.App(app_id, **config)
+
+
+def faust_datadir() -> Path:
+    """Where faust's (empty, with the memory store) per-app directories go: the user's own
+    folder under the system's temporary directory, created here because faust creates only
+    the last level."""
+    base = Path(tempfile.gettempdir()) / f"omnirouter-faust-{os.getuid()}"
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return base

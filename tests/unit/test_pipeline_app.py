@@ -1,0 +1,27 @@
+"""The faust app every worker runs in: what it is configured with beyond faust's defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from omnirouter.pipeline.app import create_app
+
+
+def test_faust_keeps_its_directories_out_of_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = create_app("datadir-test", "127.0.0.1:9")
+    app._create_directories()  # what faust does when the worker starts
+    assert list(tmp_path.iterdir()) == []
+    assert app.conf.datadir.name == "datadir-test"
+    assert app.conf.datadir.is_dir()
+    assert not app.conf.datadir.is_relative_to(tmp_path)
+
+
+def test_a_produce_request_fails_in_seconds_not_faust_s_twenty_minutes() -> None:
+    app = create_app("timeout-test", "127.0.0.1:9")
+    # publish() gives up on a delivery after 2.5x this and republishes (idempotent on event_id).
+    assert app.conf.producer_request_timeout <= 60
