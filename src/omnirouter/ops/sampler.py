@@ -9,6 +9,12 @@ Two loops, each every ``ops.lag_sample_interval_s``, so a slow Kafka never stall
   snapshot; the last minute of snapshots gives rates and percentiles, and each tick adds a
   point to the time series the dashboard draws.
 
+Stopping never waits long for a lag round: the round is a read-only set of kafka-python admin
+calls whose end nothing bounds as a whole (each request has a timeout, a round has several, and
+some per group or per topic), and a stopping ``serve`` once waited more than 60 s for one. The
+monitor is closed on the lag thread once the round in flight ends; :meth:`OpsSampler.stop` waits
+for that a few seconds at most, then returns and leaves the thread (a daemon) to finish alone.
+
 The worker's metrics are read from this host (``127.0.0.1:{ops.worker_metrics_port}``): with
 several worker hosts, Prometheus (deploy/prometheus) is the fleet-wide view.
 """
@@ -17,11 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -51,6 +59,10 @@ log = get_logger(__name__)
 
 WINDOW_S = 60.0
 HISTORY_S = 15 * 60.0
+#: How long :meth:`OpsSampler.stop` waits for the lag round in flight and the monitor's close.
+STOP_WAIT_S = 3.0
+
+T = TypeVar("T")
 
 
 def worker_metrics_url(settings: Settings) -> str | None:
@@ -64,6 +76,45 @@ def worker_metrics_url(settings: Settings) -> str | None:
     return f"http://{host}:{port}/metrics"
 
 
+class _LagThread:
+    """One daemon thread running the lag monitor's blocking calls, one at a time, in order.
+
+    Not a ``ThreadPoolExecutor``: its threads are joined when the interpreter exits, so a lag
+    round stuck on an unanswered request would still hold up a stopping process there. Calls
+    queued behind the one running never overlap it, so the monitor is closed on this thread
+    after its round, never from another thread while kafka-python's client is in use.
+    """
+
+    def __init__(self) -> None:
+        """Start the thread; it ends after :meth:`finish` once the calls queued before ran."""
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None]
+        self._calls = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="omnirouter-lag", daemon=True)
+        self.thread.start()
+
+    def submit(self, call: Callable[[], T]) -> Future[T]:
+        """Run ``call`` after the calls queued before it; its outcome is the future's."""
+        done: Future[T] = Future()
+        self._calls.put((call, done))
+        return done
+
+    def finish(self) -> None:
+        """Let the thread end once the calls already queued have run."""
+        self._calls.put(None)
+
+    def _run(self) -> None:
+        while (queued := self._calls.get()) is not None:
+            call, done = queued
+            if not done.set_running_or_notify_cancel():
+                continue  # its awaiter gave up before it started: a sample nobody wants
+            try:
+                result = call()
+            except BaseException as exc:  # handed to the awaiter, as an executor would
+                done.set_exception(exc)
+            else:
+                done.set_result(result)
+
+
 class OpsSampler:
     """Samples lag and metrics in the background; :meth:`summary` is the dashboard's JSON."""
 
@@ -74,9 +125,12 @@ class OpsSampler:
         queue_state: QueueStateCollector,
         *,
         monitor: LagMonitor | None = None,
+        stop_wait_s: float = STOP_WAIT_S,
     ) -> None:
-        """Sample with ``settings.ops``; ``monitor`` defaults to one on ``bootstrap_servers``."""
+        """Sample with ``settings.ops``; ``monitor`` defaults to one on ``bootstrap_servers``;
+        :meth:`stop` waits at most ``stop_wait_s`` for the lag thread."""
         ops = settings.ops
+        self._stop_wait_s = stop_wait_s
         self._interval_s = ops.lag_sample_interval_s
         # Connects on its first sample, on the lag thread: building it here costs nothing.
         self.monitor = monitor or LagMonitor(
@@ -91,7 +145,7 @@ class OpsSampler:
         self.registry = CollectorRegistry()
         self.registry.register(queue_state)
         self.registry.register(LagCollector(self.monitor))
-        self._lag_executor: ThreadPoolExecutor | None = None
+        self._lag_thread: _LagThread | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._http: httpx.AsyncClient | None = None
         points = int(HISTORY_S / self._interval_s) + 1
@@ -106,28 +160,45 @@ class OpsSampler:
     async def start(self) -> None:
         """Start both loops (the lag monitor connects on its thread, not here)."""
         self._http = httpx.AsyncClient(timeout=min(5.0, self._interval_s * 2))
-        # One thread: samples never overlap, and stop() can wait for the one in flight.
-        self._lag_executor = ThreadPoolExecutor(1, thread_name_prefix="omnirouter-lag")
+        # One thread: samples never overlap, and the monitor closes after the one in flight.
+        self._lag_thread = _LagThread()
         self._tasks = [
             asyncio.create_task(self._every_tick(self.sample_lag), name="ops-lag"),
             asyncio.create_task(self._every_tick(self.sample_metrics), name="ops-metrics"),
         ]
 
     async def stop(self) -> None:
-        """Stop the loops, wait for a lag sample in flight, close the monitor and client."""
+        """Stop the loops and close the monitor and client, waiting at most ``stop_wait_s``
+        for a lag sample in flight (the lag thread closes the monitor after it)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        if self._lag_executor is not None:
-            await asyncio.to_thread(self._lag_executor.shutdown, wait=True)
-            self._lag_executor = None
-        await asyncio.to_thread(self.monitor.close)
+        if self._lag_thread is None:
+            await asyncio.to_thread(self.monitor.close)
+        else:
+            lag_thread, self._lag_thread = self._lag_thread, None
+            closed = asyncio.wrap_future(lag_thread.submit(self._close_monitor))
+            lag_thread.finish()
+            # asyncio.wait, not wait_for: giving up must not cancel the close queued behind
+            # the sample, or the admin client would never be closed.
+            await asyncio.wait({closed}, timeout=self._stop_wait_s)
+            if not closed.done():
+                log.warning(
+                    "lag sample still running at stop; its thread closes the monitor after it",
+                    waited_s=self._stop_wait_s,
+                )
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+    def _close_monitor(self) -> None:
+        try:
+            self.monitor.close()
+        except Exception:  # stopping goes on; nobody awaits this once stop() gave up
+            log.exception("closing the lag monitor failed")
 
     async def _every_tick(self, sample: Callable[[], Awaitable[None]]) -> None:
         while True:
@@ -141,9 +212,11 @@ class OpsSampler:
     async def sample_lag(self) -> None:
         """Take one lag sample (on the lag thread; a broker that does not answer gives a
         report with status ERR, not an exception)."""
-        loop = asyncio.get_running_loop()
         try:
-            sampled = await loop.run_in_executor(self._lag_executor, self.monitor.sample)
+            if self._lag_thread is None:  # not started: sampled by hand
+                sampled = await asyncio.to_thread(self.monitor.sample)
+            else:
+                sampled = await asyncio.wrap_future(self._lag_thread.submit(self.monitor.sample))
         except Exception as exc:
             self.lag_error = f"{type(exc).__name__}: {exc}"[:500]
             raise
