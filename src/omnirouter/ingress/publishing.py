@@ -183,3 +183,16 @@ class IngressPublisher:
             self._producer.close(timeout=self._timeout_s)
         except KafkaError as exc:
             log.warning("producer closed with unacknowledged records", error=str(exc))
+            # kafka-python 3's close() flushes first and raises when that times out, before it
+            # stops its sender: the sender thread would go on reconnecting to the missing
+            # broker for the rest of the process. Stop it without sending what is left.
+            sender = getattr(self._producer, "_sender", None)
+            if sender is not None and sender.is_alive():
+                sender.force_close()
+                sender.join(self._timeout_s)
+
+    @property
+    def sending(self) -> bool:
+        """Whether the producer's sender thread still runs (False once closed)."""
+        sender = getattr(self._producer, "_sender", None)
+        return sender is not None and sender.is_alive()

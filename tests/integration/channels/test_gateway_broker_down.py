@@ -106,6 +106,9 @@ async def test_endpoints_answer_503_while_the_broker_is_down(
     finally:
         publisher.close()
         await redis_client.aclose()
+    # Closed with records the stopped broker never acknowledged: the producer's sender thread
+    # stops too, instead of reconnecting to the missing broker for the rest of the process.
+    assert not publisher.sending
 
 
 async def _accepted(response: Awaitable[httpx.Response]) -> httpx.Response | None:
