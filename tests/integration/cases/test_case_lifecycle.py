@@ -19,6 +19,7 @@ from omnirouter.events import (
     ResolvedInteraction,
 )
 from omnirouter.pipeline.cases.entries import inbound_entry, outbound_entry, status_entry
+from omnirouter.pipeline.cases.operations import describe_update
 from omnirouter.pipeline.cases.snapshot import case_snapshot
 from omnirouter.pipeline.cases.store import RedisCaseStore
 from omnirouter.settings import CaseSettings
@@ -111,6 +112,25 @@ async def test_after_the_reopen_window_the_old_case_closes_and_a_new_one_opens(s
     assert new and new != old
     assert case_snapshot(later.cases[old]).status is CaseStatus.CLOSED
     assert later.cases[new]["related_case_id"] == old
+
+
+async def test_a_replay_re_announces_every_case_the_entry_moved(store) -> None:  # type: ignore[no-untyped-def]
+    """The entry that closed an old case and opened a new one, applied again (a worker crashed
+    before publishing): the same case events, the old case's closing included."""
+    first = await apply(store, inbound_entry(message("email", "Hi", T0), RULES))
+    old = first.outcomes[0].opened
+    await apply(store, status(CaseStatus.RESOLVED, T0 + timedelta(minutes=1), old))
+    entry = inbound_entry(message("email", "New problem", T0 + timedelta(hours=3)), RULES)
+    live = await apply(store, entry)
+    replayed = await apply(store, entry)
+
+    def announced(update: Any) -> list[tuple[str, str, str]]:
+        events = describe_update("default", CUSTOMER, update)
+        return [(e.event_id.hex, e.kind.value, e.case.case_id) for e in events]
+
+    assert replayed.outcomes[0].replayed
+    assert {case_id for _, _, case_id in announced(live)} == {old, live.outcomes[0].opened}
+    assert announced(replayed) == announced(live)
 
 
 async def test_an_email_reply_threads_into_its_case_by_in_reply_to(store) -> None:  # type: ignore[no-untyped-def]

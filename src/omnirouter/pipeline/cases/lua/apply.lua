@@ -530,6 +530,8 @@ for i, ev in ipairs(req.entries) do
     local r = cjson.decode(stored)
     r.replayed = true
     get_case(r.case_id)
+    -- Every case it moved (e.g. the old case it closed), so a replay re-announces each one.
+    for _, t in ipairs(arr(r.transitions)) do get_case(t.case_id) end
     results[i] = r
   elseif seen_of[i] or seen_here[ev.event_id] then
     -- Applied to a customer since folded into this one: its entry came over with the fold.
@@ -585,7 +587,7 @@ local overflow = redis.call('ZCARD', KEYS[4]) - cfg.seen_max
 if overflow > 0 then
   local old = redis.call('ZRANGE', KEYS[4], 0, overflow - 1)
   redis.call('ZREMRANGEBYRANK', KEYS[4], 0, overflow - 1)
-  redis.call('HDEL', KEYS[9], unpack(old))
+  call_list('HDEL', KEYS[9], old)  -- in slices: a fold can trim thousands at once
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', latest - cfg.contacts_window_ms * 4)
 for k = 1, 9 do
