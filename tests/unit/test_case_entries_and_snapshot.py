@@ -36,7 +36,12 @@ from omnirouter.pipeline.cases.entries import (
     status_entry,
 )
 from omnirouter.pipeline.cases.intents import DEFAULT_INTENT_RULES
-from omnirouter.pipeline.cases.snapshot import case_context, case_events, case_snapshot
+from omnirouter.pipeline.cases.snapshot import (
+    _TimelineCache,
+    case_context,
+    case_events,
+    case_snapshot,
+)
 from omnirouter.pipeline.cases.store import EntryOutcome
 from support.events import identifier, inbound
 
@@ -728,3 +733,23 @@ def test_case_events_carry_the_snapshot_and_the_context_for_their_case() -> None
     )
     assert event.case == case_snapshot(cases[CASE])
     assert event.context == context
+
+
+def _stored_entry(n: int, text: str) -> bytes:
+    return orjson.dumps(
+        {"entry_id": f"e{n}", "at": 1_700_000_000_000 + n, "kind": "message", "text": text}
+    )
+
+
+def test_the_timeline_parse_cache_is_bounded_by_bytes_as_well_as_entries() -> None:
+    cache = _TimelineCache(entries=1_000, size=64 * 1024)
+    long_text = "x" * 4_000
+    for n in range(200):  # ~800 KB of stored JSON, far under the entry bound
+        entry = cache.entry(_stored_entry(n, long_text))
+        assert entry.text == long_text
+    kept = sum(len(raw) for generation in (cache.young, cache.old) for raw in generation)
+    # Two generations of at most the budget (plus the entry that filled one) stay.
+    assert kept <= 2 * (64 * 1024 + len(_stored_entry(0, long_text)))
+    # What recent batches used is still parsed once: the same object comes back.
+    last = _stored_entry(199, long_text)
+    assert cache.entry(last) is cache.entry(last)

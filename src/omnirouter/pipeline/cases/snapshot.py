@@ -129,13 +129,20 @@ def timeline_entry(raw: dict[str, Any]) -> TimelineEntry:
 # entry is parsed for about as many contexts as it stays among them: parse it once. The models
 # are frozen, so sharing one between events is safe. Two generations bound the memory and keep
 # what recent batches used: a full young generation becomes the old one, the old one goes.
+# Full means so many entries or so many bytes of stored JSON: texts of 4,000 characters would
+# otherwise let 16k entries (kept twice: JSON and model) grow to hundreds of MB.
 _TIMELINE_GENERATION = 8_192
+_TIMELINE_GENERATION_BYTES = 4 * 1024 * 1024
 
 
 class _TimelineCache:
-    def __init__(self) -> None:
+    def __init__(
+        self, entries: int = _TIMELINE_GENERATION, size: int = _TIMELINE_GENERATION_BYTES
+    ) -> None:
+        self._entries, self._size = entries, size
         self.young: dict[bytes | str, TimelineEntry] = {}
         self.old: dict[bytes | str, TimelineEntry] = {}
+        self.young_bytes = 0
 
     def entry(self, raw: bytes | str) -> TimelineEntry:
         entry = self.young.get(raw)
@@ -143,9 +150,10 @@ class _TimelineCache:
             entry = self.old.get(raw)
             if entry is None:
                 entry = timeline_entry(orjson.loads(raw))
-            if len(self.young) >= _TIMELINE_GENERATION:
-                self.old, self.young = self.young, {}
+            if len(self.young) >= self._entries or self.young_bytes >= self._size:
+                self.old, self.young, self.young_bytes = self.young, {}, 0
             self.young[raw] = entry
+            self.young_bytes += len(raw)
         return entry
 
 
