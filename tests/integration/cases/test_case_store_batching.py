@@ -10,10 +10,11 @@ from typing import Any
 
 import orjson
 import pytest
+import redis.exceptions
 
 from omnirouter.devstack import StackAddresses
 from omnirouter.events import CustomerMerged, ResolvedInteraction
-from omnirouter.pipeline.cases.entries import fold_entry, inbound_entry
+from omnirouter.pipeline.cases.entries import fold_entry, inbound_entry, new_case_id
 from omnirouter.pipeline.cases.snapshot import case_snapshot
 from omnirouter.pipeline.cases.store import RedisCaseStore
 from omnirouter.pipeline.identity.normalize import normalize_identifiers
@@ -144,3 +145,33 @@ async def test_identity_resolves_an_event_twice_in_one_batch_once(
     assert (first.replayed, second.replayed, later.replayed) == (False, True, True)
     assert first.is_new
     assert first.customer_id == second.customer_id == later.customer_id
+
+
+async def test_a_fold_failing_half_way_leaves_the_cases_before_it_stored(
+    store: RedisCaseStore,
+) -> None:
+    """Redis keeps a script's writes up to an error: the entries a failed fold followed in the
+    same call must be stored whole (case included), or their retry would find outcomes and a
+    timeline pointing at a case that does not exist."""
+    gone = await apply(store, "cus_gone", message("cus_gone", "email", T0))
+    gone_case = gone.outcomes[0].case_id
+    export = await store.export("default", "cus_gone", "cus_keep")
+    broken = orjson.loads(export["cases"][gone_case])
+    del broken["effort"]  # a document the fold cannot merge: the script stops there
+    export["cases"][gone_case] = orjson.dumps(broken).decode()
+    merged = CustomerMerged(
+        occurred_at=T0 + timedelta(seconds=2),
+        survivor_id="cus_keep",
+        absorbed_id="cus_gone",
+        cause="shared identifier",
+    )
+    first = message("cus_keep", "sms", T0 + timedelta(seconds=1))
+
+    with pytest.raises(redis.exceptions.ResponseError):
+        await apply(store, "cus_keep", first, fold_entry(merged, export))
+
+    opened = new_case_id(uuid.UUID(first["event_id"]), "cus_keep")
+    assert (await stored_case(store, "cus_keep", opened))["status"] == "new"
+    again = await apply(store, "cus_keep", first)
+    assert again.outcomes[0].replayed
+    assert opened in again.cases

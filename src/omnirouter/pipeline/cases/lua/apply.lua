@@ -375,6 +375,14 @@ local function apply_fold(ev)
   local x = ev.export
   local absorbed = ev.absorbed_id
   flush()  -- it reads the timeline, seen, threads and contacts as the entries before left them
+  -- The cases the entries before changed, too: Redis keeps a script's writes up to an error,
+  -- so a fold failing half-way must not leave their timeline and outcomes without their case
+  -- (the retry would take them for replays). Still dirty: written again at the end.
+  local before = {}
+  for _, id in ipairs(touched_order) do
+    if dirty[id] then push2(before, id, cjson.encode(touched[id])) end
+  end
+  if #before > 0 then call_list('HSET', KEYS[2], before) end
   -- Timeline: the absorbed customer's entries join, in time order, without duplicates.
   local merged = {}
   for _, raw in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do merged[#merged + 1] = raw end
