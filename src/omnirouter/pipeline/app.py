@@ -60,6 +60,12 @@ def create_app(
         # flushes the producer) for minutes. Failing it after 30 s lets the stage's retry
         # publish again, which is harmless: every record carries its deterministic event_id.
         "producer_request_timeout": 30.0,
+        # A case announcement carries the story so far (~10 KB): with faust's 16 KiB producer
+        # batches nearly every record was a batch of its own, and aiokafka keeps one batch per
+        # partition in flight, so a worker's batch went out as a queue of acks=all round trips
+        # per partition. Bigger batches carry a stage batch's records for a partition in a few
+        # requests; half of the broker's 1 MiB message.max.bytes, which applies to a batch.
+        "producer_max_batch_size": 524_288,
         "broker_commit_every": 100,
         "broker_commit_interval": 1.0,
     }
