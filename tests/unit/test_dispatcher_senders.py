@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import httpx
 import orjson
 import pytest
+from pydantic import SecretStr
 
 from omnirouter.channels.delivery import (
+    OutboundClients,
     PermanentDeliveryError,
     TransientDeliveryError,
     post_to_provider,
@@ -318,3 +321,50 @@ def test_a_meta_reply_is_sent_through_its_tenants_business_number(
 ) -> None:
     url = meta.messages_url(tenant_reply(tenant, "whatsapp", WHATSAPP), TENANTS)
     assert url == f"https://graph.facebook.com/v20.0/{number_id}/messages"
+
+
+# --- each tenant's Twilio (sub-)account --------------------------------------------------------
+
+GLOBAL_SID, ACME_SID = "AC" + "1" * 32, "AC" + "a" * 32
+
+
+async def sent_with(tenant: str) -> tuple[str, str]:
+    """The account URL and basic-auth user a reply of ``tenant`` is sent with."""
+    settings = Settings(
+        outbound=SETTINGS.outbound.model_copy(
+            update={"twilio_account_sid": GLOBAL_SID, "twilio_auth_token": SecretStr("global")}
+        ),
+        tenants={
+            "acme": TenantAddresses(
+                sms_numbers=("+15550003000",),
+                twilio_account_sid=ACME_SID,
+                twilio_auth_token=SecretStr("acme-token"),
+            ),
+            "globex": TenantAddresses(sms_numbers=("+15550005000",)),
+        },
+    )
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json={"sid": "SM1"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        clients = OutboundClients(client, None)  # type: ignore[arg-type]  # no Redis needed
+        await twilio.send(tenant_reply(tenant, "sms", PHONE), settings, clients)
+    (request,) = seen
+    user = base64.b64decode(request.headers["authorization"].split()[1]).decode()
+    return request.url.path, user
+
+
+async def test_a_tenant_with_its_own_twilio_account_sends_through_it() -> None:
+    path, user = await sent_with("acme")
+    assert path == f"/2010-04-01/Accounts/{ACME_SID}/Messages.json"
+    assert user == f"{ACME_SID}:acme-token"
+
+
+@pytest.mark.parametrize("tenant", ["globex", "default"])
+async def test_a_tenant_without_an_account_sends_through_the_global_one(tenant: str) -> None:
+    path, user = await sent_with(tenant)
+    assert path == f"/2010-04-01/Accounts/{GLOBAL_SID}/Messages.json"
+    assert user == f"{GLOBAL_SID}:global"

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from email.utils import parseaddr
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from omnirouter.pipeline.identity.normalize import (
     InvalidIdentifier,
@@ -31,6 +31,7 @@ WhatsApp Cloud API phone_number_id."""
 
 # A Graph API object id: digits only. Not a phone number, so never normalized as one.
 _META_ID = re.compile(r"^\d{1,40}$")
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
 
 
@@ -109,6 +110,28 @@ class TenantAddresses(BaseModel):
     meta_whatsapp_from: str | None = Field(
         default=None, description="Default: the first meta_phone_number_ids."
     )
+    twilio_account_sid: str | None = Field(
+        default=None,
+        description="The Twilio (sub-)account owning this tenant's numbers: its webhooks are "
+        "verified, and its replies sent, with that account's token. Default: the global "
+        "ingress/outbound Twilio account.",
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, description="The auth token of twilio_account_sid."
+    )
+
+    @field_validator("twilio_account_sid")
+    @classmethod
+    def _account_sid(cls, value: str | None) -> str | None:
+        if value is not None and not _ACCOUNT_SID.match(value):
+            raise ValueError(f"{value!r} is not a Twilio account SID (AC + 32 hex digits)")
+        return value
+
+    @model_validator(mode="after")
+    def _account_with_its_token(self) -> TenantAddresses:
+        if (self.twilio_account_sid is None) != (self.twilio_auth_token is None):
+            raise ValueError("twilio_account_sid and twilio_auth_token go together")
+        return self
 
     @field_validator("sms_numbers", "whatsapp_numbers", "voice_numbers")
     @classmethod

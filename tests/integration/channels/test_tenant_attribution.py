@@ -99,6 +99,74 @@ async def test_twilio_messages_and_calls_reach_the_tenant_owning_the_number(gate
     }
 
 
+INITECH_SID = "AC" + "7" * 32
+INITECH_TOKEN = "initech-subaccount-auth-token-000"
+WITH_SUBACCOUNT = pytest.mark.parametrize(
+    "gateway",
+    [
+        {
+            "tenants": {
+                **TENANTS,
+                "initech": {
+                    "sms_numbers": ["+15550006000"],
+                    "twilio_account_sid": INITECH_SID,
+                    "twilio_auth_token": INITECH_TOKEN,
+                },
+            }
+        }
+    ],
+    indirect=True,
+)
+
+
+async def post_signed(
+    gateway: Any, fields: dict[str, str], token: str, account: str | None
+) -> tuple[int, str]:
+    """A Twilio message webhook naming ``account`` (AccountSid), signed with ``token``."""
+    if account is not None:
+        fields = {**fields, "AccountSid": account}
+    url = f"{TWILIO_BASE}/messages"
+    answer = await gateway.client.post(
+        "/webhooks/twilio/messages",
+        content=urlencode(fields),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": twilio_signature(token, url, fields.items()),
+        },
+    )
+    return answer.status_code, answer.text
+
+
+@WITH_SUBACCOUNT
+async def test_a_tenants_own_twilio_account_signs_its_webhooks_and_no_one_elses(
+    gateway: Any,
+) -> None:
+    initech, acme = "+15550006000", "+15017122661"
+    # Signed by Initech's sub-account: accepted as Initech's.
+    assert await post_signed(
+        gateway, twilio_message("SMinitech", initech), INITECH_TOKEN, INITECH_SID
+    ) == (200, '<?xml version="1.0" encoding="UTF-8"?><Response></Response>')
+    # Initech's number, signed by the global account: refused (Initech's numbers are not there).
+    status, text = await post_signed(
+        gateway, twilio_message("SMforged1", initech), TWILIO_TOKEN, None
+    )
+    assert status == 403 and "takes only webhooks signed by its Twilio account" in text
+    # Initech's token used for Acme's number: a leaked brand token stays within its brand.
+    status, text = await post_signed(
+        gateway, twilio_message("SMforged2", acme), INITECH_TOKEN, INITECH_SID
+    )
+    assert status == 403 and f"{INITECH_SID} does not own tenant 'acme'" in text
+    # Claiming Initech's account without its token: the signature does not match.
+    status, text = await post_signed(
+        gateway, twilio_message("SMforged3", initech), TWILIO_TOKEN, INITECH_SID
+    )
+    assert status == 403 and "does not match" in text
+    # The global account still signs for everyone else.
+    await post_twilio(gateway, "/messages", twilio_message("SMacme", acme))
+
+    assert await inbound_by_message_id(gateway, 2) == {"SMinitech": "initech", "SMacme": "acme"}
+
+
 def mailgun_fields(message_id: str, recipient: str) -> dict[str, str]:
     stamp = str(int(time.time()))
     token = hashlib.sha256(message_id.encode()).hexdigest()[:50]

@@ -70,6 +70,10 @@ async def send(
     """
     outbound = settings.outbound
     sid, token = outbound.twilio_account_sid, outbound.twilio_auth_token
+    own = settings.tenants.get(event.tenant)
+    if own is not None and own.twilio_account_sid is not None:
+        # The brand's own (sub-)account: its numbers send only from there.
+        sid, token = own.twilio_account_sid, own.twilio_auth_token
     if not sid or token is None:
         raise PermanentDeliveryError(
             "twilio is not configured (OMNIROUTER_OUTBOUND__TWILIO_ACCOUNT_SID and _AUTH_TOKEN)"

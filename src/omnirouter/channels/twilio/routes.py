@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from omnirouter.channels.errors import NormalizationError
 from omnirouter.channels.tenancy import TenantDirectory
 from omnirouter.channels.twilio import messaging, voice
+from omnirouter.channels.twilio.accounts import Signer, TwilioAccounts
 from omnirouter.channels.twilio.signature import signature_matches
 from omnirouter.ingress.context import ChannelContext
 from omnirouter.ingress.gateway import read_body
@@ -31,15 +32,20 @@ def signed_url(request: Request, settings: IngressSettings) -> str:
 
 
 async def verified_form(
-    request: Request, settings: IngressSettings
-) -> tuple[bytes, list[tuple[str, str]]]:
-    """The raw body and form fields of a request whose Twilio signature is valid.
+    request: Request,
+    settings: IngressSettings,
+    accounts: TwilioAccounts | None = None,
+) -> tuple[bytes, list[tuple[str, str]], Signer]:
+    """The raw body and form fields of a request whose Twilio signature is valid, and the
+    account whose token verified it (a tenant's own, named by ``AccountSid``, else the global).
 
     Raises:
         HTTPException: 503 when no auth token is configured, 401 without a signature, 403
             with a wrong one, 413 past the size limit.
     """
-    if settings.twilio_auth_token is None:
+    if accounts is None:
+        accounts = TwilioAccounts.of(settings.twilio_auth_token, {})
+    if not accounts.configured:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, "Twilio webhooks are not configured"
         )
@@ -48,10 +54,12 @@ async def verified_form(
     signature = request.headers.get("x-twilio-signature")
     if not signature:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing X-Twilio-Signature")
-    token = settings.twilio_auth_token.get_secret_value()
-    if not signature_matches(token, signed_url(request, settings), fields, signature):
+    signer = accounts.signer(dict(fields).get("AccountSid"))
+    if signer is None or not signature_matches(
+        signer.token, signed_url(request, settings), fields, signature
+    ):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "X-Twilio-Signature does not match")
-    return raw, fields
+    return raw, fields, signer
 
 
 def twilio_router(
@@ -63,14 +71,23 @@ def twilio_router(
 ) -> APIRouter:
     """Routes under ``/webhooks/twilio``; ``directory`` tells whose number ``To`` is."""
     tenants = directory if directory is not None else TenantDirectory()
+    accounts = TwilioAccounts.of(settings.twilio_auth_token, tenants.tenants)
     router = APIRouter(prefix="/webhooks/twilio", tags=["twilio"])
+
+    async def verified(request: Request) -> tuple[bytes, Mapping[str, str], str]:
+        """Body, form and tenant of a webhook signed by an account that owns the tenant."""
+        raw, fields, signer = await verified_form(request, settings, accounts)
+        form = dict(fields)
+        tenant = tenants.for_phone(form.get("To"))
+        refusal = accounts.refusal(signer, tenant)
+        if refusal is not None:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, refusal)
+        return raw, form, tenant
 
     @router.post("/messages")
     async def inbound_message(request: Request) -> Response:
         """An inbound SMS or WhatsApp message (Twilio Messaging webhook)."""
-        raw, fields = await verified_form(request, settings)
-        form: Mapping[str, str] = dict(fields)
-        tenant = tenants.for_phone(form.get("To"))
+        raw, form, tenant = await verified(request)
         try:
             event = messaging.normalize_message(form, datetime.now(UTC), tenant=tenant)
         except (NormalizationError, ValueError) as exc:
@@ -81,9 +98,7 @@ def twilio_router(
     @router.post("/voice/status")
     async def call_status(request: Request) -> Response:
         """A Voice status callback: the call's outcome is published once it ended."""
-        raw, fields = await verified_form(request, settings)
-        form: Mapping[str, str] = dict(fields)
-        tenant = tenants.for_phone(form.get("To"))
+        raw, form, tenant = await verified(request)
         try:
             event = voice.normalize_call_status(form, datetime.now(UTC), tenant=tenant)
         except (NormalizationError, ValueError) as exc:
@@ -95,9 +110,7 @@ def twilio_router(
     @router.post("/voice/transcription")
     async def call_transcription(request: Request) -> Response:
         """A transcribeCallback: the transcript of a call recording."""
-        raw, fields = await verified_form(request, settings)
-        form: Mapping[str, str] = dict(fields)
-        tenant = tenants.for_phone(form.get("To"))
+        raw, form, tenant = await verified(request)
         try:
             event = voice.normalize_transcription(form, datetime.now(UTC), tenant=tenant)
         except (NormalizationError, ValueError) as exc:
