@@ -368,3 +368,32 @@ async def test_a_tenant_without_an_account_sends_through_the_global_one(tenant: 
     path, user = await sent_with(tenant)
     assert path == f"/2010-04-01/Accounts/{GLOBAL_SID}/Messages.json"
     assert user == f"{GLOBAL_SID}:global"
+
+
+async def test_a_tenant_with_its_own_meta_token_sends_with_it() -> None:
+    settings = Settings(
+        outbound=SETTINGS.outbound.model_copy(
+            update={"meta_phone_number_id": "1000", "meta_access_token": SecretStr("global")}
+        ),
+        tenants={
+            "acme": TenantAddresses(
+                meta_phone_number_ids=("3000",), meta_access_token=SecretStr("acme-meta")
+            ),
+            "globex": TenantAddresses(meta_phone_number_ids=("5000",)),
+        },
+    )
+    sent: list[tuple[str, str]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append((request.url.path, request.headers["authorization"]))
+        return httpx.Response(200, json={"messages": [{"id": "wamid.1"}]})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        clients = OutboundClients(client, None)  # type: ignore[arg-type]  # no Redis needed
+        for tenant in ("acme", "globex", "default"):
+            await meta.send(tenant_reply(tenant, "whatsapp", WHATSAPP), settings, clients)
+    assert [(path.split("/")[-2], auth) for path, auth in sent] == [
+        ("3000", "Bearer acme-meta"),
+        ("5000", "Bearer global"),
+        ("1000", "Bearer global"),
+    ]

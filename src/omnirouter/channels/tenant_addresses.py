@@ -119,6 +119,11 @@ class TenantAddresses(BaseModel):
     twilio_auth_token: SecretStr | None = Field(
         default=None, description="The auth token of twilio_account_sid."
     )
+    meta_access_token: SecretStr | None = Field(
+        default=None,
+        description="The WhatsApp Cloud API access token for this tenant's phone_number_ids "
+        "(a brand in a Meta business of its own). Default: outbound.meta_access_token.",
+    )
 
     @field_validator("twilio_account_sid")
     @classmethod

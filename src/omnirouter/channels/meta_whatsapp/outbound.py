@@ -73,6 +73,9 @@ async def send(
             the 24-hour customer service window).
     """
     token = settings.outbound.meta_access_token
+    own = settings.tenants.get(event.tenant)
+    if own is not None and own.meta_access_token is not None:
+        token = own.meta_access_token  # a brand in a Meta business of its own
     if token is None:
         raise PermanentDeliveryError(_NOT_CONFIGURED)
     url = messages_url(event, settings)
