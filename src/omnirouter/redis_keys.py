@@ -151,7 +151,7 @@ class CustomerCaseKeys:
 
     @property
     def state(self) -> str:
-        """HASH open_case, last_case, folded_into."""
+        """HASH open_case, last_case, folded_into; after an erasure only ``erased`` (expiring)."""
         return f"{self.tag}:state"
 
     @property

@@ -33,12 +33,12 @@ from omnirouter.pipeline.cases.entries import inbound_entry
 from omnirouter.pipeline.cases.store import RedisCaseStore
 from omnirouter.pipeline.dispatcher.claims import DispatchClaims
 from omnirouter.pipeline.dispatcher.delivery import DeliveryOutcome
-from omnirouter.pipeline.identity.erasure import CustomerErasure
+from omnirouter.pipeline.identity.erasure import ERASED_MARKER_TTL_S, CustomerErasure
 from omnirouter.pipeline.identity.operations import IdentityOperations, KafkaEventPublisher
 from omnirouter.pipeline.identity.policy import IdentityPolicy
 from omnirouter.pipeline.identity.store import RedisIdentityStore, ResolveRequest
 from omnirouter.pipeline.routing.store import RoutingStore
-from omnirouter.redis_keys import ChatKeys
+from omnirouter.redis_keys import ChatKeys, CustomerCaseKeys
 from omnirouter.runtime import catalogue_topics
 from omnirouter.settings import ApiSettings, CaseSettings, KafkaSettings, Settings
 from support.events import identifier, inbound
@@ -187,6 +187,10 @@ async def _routed(router: Router, customers: set[str]) -> bool:
     return True
 
 
+def _erased_markers(router: Router, *customers: str) -> set[bytes]:
+    return {CustomerCaseKeys(router.redis_prefix, "default", c).state.encode() for c in customers}
+
+
 async def test_erasing_a_customer_removes_them_everywhere_and_only_them(router: Router) -> None:
     email = inbound("email", identifier("email", DEE_EMAIL), text=DEE_TEXTS[0])
     sms = inbound("sms", identifier("phone", DEE_PHONE), text=DEE_TEXTS[1])
@@ -276,7 +280,30 @@ async def test_erasing_a_customer_removes_them_everywhere_and_only_them(router: 
     assert removed == {**planned.counts(), "keys_removed": removed["keys_removed"]}
 
     after = await snapshot_keys(router.redis, router.redis_prefix)
-    leftovers = {k: v for k, v in after.items() if _mentions((k, v), needles)}
+    # What stays: one expiring marker per erased customer, holding no data. It refuses an event
+    # resolved to Dee before the erasure and applied after it (in flight, or a lagging worker).
+    markers = _erased_markers(router, dee, absorbed)
+    for key in markers:
+        assert after.pop(key) == {b"erased": 1}
+        assert 0 < await router.redis.ttl(key) <= ERASED_MARKER_TTL_S
+    late = inbound("sms", identifier("phone", DEE_PHONE), text=DEE_TEXTS[0])
+    stale = ResolvedInteraction(
+        occurred_at=datetime.now(UTC),
+        customer_id=dee,
+        interaction=late,
+        is_new_customer=False,
+        identifiers=late.identifiers,
+    )
+    update = (await router.cases.apply({("default", dee): [inbound_entry(stale, ())]}))[
+        ("default", dee)
+    ]
+    assert update.outcomes[0].error == f"customer {dee} was erased"
+    assert not update.cases
+    leftovers = {
+        k: v
+        for k, v in (await snapshot_keys(router.redis, router.redis_prefix)).items()
+        if _mentions((k, v), needles) and k not in markers
+    }
     assert leftovers == {}, f"Dee is still in Redis: {leftovers}"
     # Everyone else's data is exactly as it was: only Dee's keys, fields and members went.
     untouched = {
@@ -327,6 +354,8 @@ async def test_erasing_a_customer_removes_them_everywhere_and_only_them(router: 
 
     await eventually_async(fresh_case_opened, timeout_s=30, what="the new customer's case")
     final = await snapshot_keys(router.redis, router.redis_prefix)
+    for key in markers:
+        assert final.pop(key) == {b"erased": 1}
     old = (dee, absorbed, DEE_EMAIL, DEE_VISITOR, *dee_cases, *DEE_TEXTS)
     assert not _mentions(final, old), "the erased customer came back"
 
@@ -416,6 +445,9 @@ async def test_erasure_also_clears_reviews_splits_agent_capacity_chat_and_delive
         assert kept is not None
         assert [i.address for i in kept.identifiers] == ["phone:+15550107777"]
         state = await snapshot_keys(client, redis_prefix)
+        # Ava's only trace: the expiring erased marker on her case slot (no data).
+        marker = CustomerCaseKeys(redis_prefix, "default", ava).state.encode()
+        assert state.pop(marker) == {b"erased": 1}
         assert not _mentions(state, (ava, "ava@x.io", "visitor-ava-1", case_id))
     finally:
         producer.close()

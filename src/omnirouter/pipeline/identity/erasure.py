@@ -13,6 +13,11 @@ from every part of the router's state in Redis:
 - channels: the web chat keys of their chat visitor ids, and the delivery records of replies
   sent to them.
 
+What stays is one marker per erased customer, on its case slot, holding no data and expiring
+after :data:`ERASED_MARKER_TTL_S`: an event resolved to the customer before the erasure but
+applied by the case worker after it (in flight, or a lagging worker) is refused there instead of
+bringing the customer back.
+
 Each part is one Lua script on its own hash slot (identity per tenant, cases per customer,
 routing per tenant), atomic there; the large tenant-wide hashes (reviews, remembered
 resolutions) are scanned incrementally rather than in one blocking script.
@@ -183,6 +188,11 @@ def _about(raw: Any, needles: frozenset[str]) -> bool:
         return any(n in _text(raw) for n in needles)
 
 
+# How long an erased customer's case slot keeps the marker that refuses events resolved to them
+# before the erasure: a week covers a case worker that lags or is down for days.
+ERASED_MARKER_TTL_S = 7 * 24 * 3600
+
+
 def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -306,7 +316,7 @@ class StateErasure:
             for customer in person.customers:
                 keys = CustomerCaseKeys(self._prefix, tenant, customer).script_keys()
                 # Raw: redis-py's cluster pipeline refuses evalsha() but routes EVALSHA by key.
-                pipe.execute_command("EVALSHA", sha, len(keys), *keys, flag)
+                pipe.execute_command("EVALSHA", sha, len(keys), *keys, flag, ERASED_MARKER_TTL_S)
             results = await pipe.execute()
         seen_cases: set[str] = set()
         for raw in results:

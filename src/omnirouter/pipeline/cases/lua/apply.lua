@@ -21,9 +21,21 @@ local OPEN = {new = true, queued = true, offered = true, assigned = true,
               waiting_on_customer = true}
 
 -- open_case, last_case and folded_into, read once; writes go through to Redis and here.
-local st = redis.call('HMGET', KEYS[1], 'folded_into', 'open_case', 'last_case')
+local st = redis.call('HMGET', KEYS[1], 'folded_into', 'open_case', 'last_case', 'erased')
 if st[1] then
   return {cjson.encode({folded_into = st[1], results = {}, contacts_in_window = 0}),
+          {}, {}, {}, {}}
+end
+if st[4] then
+  -- Erased (erase_cases.lua left only this marker): an event resolved to the customer before
+  -- the erasure and applied after it must not bring them back. Each entry is refused.
+  local refused = {}
+  for i, ev in ipairs(req.entries) do
+    refused[i] = {event_id = ev.event_id, type = ev.type, case_id = '', transitions = {},
+                  opened = '', reopened = '', moved_cases = {}, replayed = false,
+                  error = 'customer ' .. customer .. ' was erased'}
+  end
+  return {cjson.encode({folded_into = '', results = refused, contacts_in_window = 0}),
           {}, {}, {}, {}}
 end
 local state = {open_case = st[2], last_case = st[3]}

@@ -1,6 +1,7 @@
 -- Erase one customer's cases, timeline, profile and everything else kept on its hash slot.
 --
--- KEYS: as apply.lua (every per-customer key). ARGV: 1 "1" to erase, "0" to only report.
+-- KEYS: as apply.lua (every per-customer key). ARGV: 1 "1" to erase, "0" to only report;
+-- 2 how long (seconds) the erased marker stays.
 -- Returns JSON {cases[] (case ids), entries[] (timeline entry ids), events[] (event ids applied
 -- to the customer), keys (how many of its keys exist)}.
 local apply = ARGV[1] == '1'
@@ -15,5 +16,12 @@ local result = {
   events = redis.call('ZRANGE', KEYS[4], 0, -1),
   keys = redis.call('EXISTS', unpack(KEYS)),
 }
-if apply then redis.call('DEL', unpack(KEYS)) end
+if apply then
+  redis.call('DEL', unpack(KEYS))
+  -- The only trace: no data, the customer id in the key name only, for a bounded time. An
+  -- event already resolved to this customer and applied after the erasure (it was in flight,
+  -- or the case worker lagged) finds it and is refused instead of recreating the customer.
+  redis.call('HSET', KEYS[1], 'erased', '1')
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+end
 return cjson.encode(result)
