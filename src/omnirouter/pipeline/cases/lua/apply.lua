@@ -13,6 +13,13 @@
 -- and profile hashes are read once, and the writes of all entries (timeline, seen, outcomes,
 -- contacts, threads, profile, cases) go out as one command per key at the end, or before a
 -- fold, which reads those keys itself.
+--
+-- Two consistency models live here, so mind them when adding code: state (open_case,
+-- last_case) and agents are written through at once; timeline, seen, outcomes, contacts and
+-- threads are buffered (pending_*) and mirrored for reads in *_here tables; cases in
+-- touched/dirty. Code that reads a buffered key from Redis must call flush() first (as
+-- apply_fold does) or read its mirror. Redis keeps a script's writes up to an error, so
+-- anything written before a step that can fail must be whole on its own.
 local req = cjson.decode(ARGV[1])
 local cfg = req.cfg
 local customer = req.customer_id
