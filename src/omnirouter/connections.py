@@ -7,7 +7,6 @@ unreachable service becomes one readable error instead of a long hang and a trac
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import time
 from collections.abc import Iterable, Iterator
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import redis
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import InvalidReplicationFactorError, KafkaError, TopicAlreadyExistsError
 
 from omnirouter.errors import ServiceUnreachableError
 from omnirouter.security import kafka_python_security, redis_sync_client
@@ -158,24 +157,49 @@ def ensure_topics(
         client_id="omnirouter-topics",
         **kafka_python_security(security),
     )
+    requested = list(topics)
+    created: list[str] = []
+    # A broker that has just (re)started answers before its controller unfences it, and refuses
+    # new topics meanwhile ("All brokers are currently fenced"): a CI run's fault scenario failed
+    # on exactly that right after restarting its broker. Retry that for a while.
+    deadline = time.monotonic() + _FENCED_WAIT_S
     try:
-        existing = set(admin.list_topics())
-        brokers = max(1, len(admin.describe_cluster().get("brokers", [])))
-        wanted = []
-        for topic in topics:
-            if topic.name in existing:
+        while True:
+            existing = set(admin.list_topics())
+            brokers = max(1, len(admin.describe_cluster().get("brokers", [])))
+            wanted = []
+            for topic in requested:
+                if topic.name in existing:
+                    continue
+                replicas = min(topic.replication_factor, brokers)
+                configs = _fit_to_cluster(topic.configs, replicas)
+                wanted.append(
+                    NewTopic(topic.name, topic.partitions, replicas, topic_configs=configs)
+                )
+            if not wanted:
+                return created
+            try:
+                admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                # Another process made some of them: list again and create the rest (until the
+                # deadline: the listing can lag behind a creation for a moment).
+                if time.monotonic() > deadline:
+                    return created
+                time.sleep(_FENCED_RETRY_S)
                 continue
-            replicas = min(topic.replication_factor, brokers)
-            configs = _fit_to_cluster(topic.configs, replicas)
-            wanted.append(NewTopic(topic.name, topic.partitions, replicas, topic_configs=configs))
-        if not wanted:
-            return []
-        # Another process may create them between our listing and our request.
-        with contextlib.suppress(TopicAlreadyExistsError):
-            admin.create_topics(wanted)
-        return [t.name for t in wanted]
+            except InvalidReplicationFactorError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(_FENCED_RETRY_S)
+                continue
+            created += [t.name for t in wanted]
+            return created
     finally:
         admin.close()
+
+
+_FENCED_WAIT_S = 30.0
+_FENCED_RETRY_S = 0.25
 
 
 def _fit_to_cluster(configs: dict[str, str], replicas: int) -> dict[str, str]:
