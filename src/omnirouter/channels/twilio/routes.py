@@ -34,8 +34,8 @@ def signed_url(request: Request, settings: IngressSettings) -> str:
 async def verified_form(
     request: Request,
     settings: IngressSettings,
-    accounts: TwilioAccounts | None = None,
-) -> tuple[bytes, list[tuple[str, str]], Signer]:
+    accounts: TwilioAccounts,
+) -> tuple[bytes, dict[str, str], Signer]:
     """The raw body and form fields of a request whose Twilio signature is valid, and the
     account whose token verified it (a tenant's own, named by ``AccountSid``, else the global).
 
@@ -43,8 +43,6 @@ async def verified_form(
         HTTPException: 503 when no auth token is configured, 401 without a signature, 403
             with a wrong one, 413 past the size limit.
     """
-    if accounts is None:
-        accounts = TwilioAccounts.of(settings.twilio_auth_token, {})
     if not accounts.configured:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, "Twilio webhooks are not configured"
@@ -54,12 +52,13 @@ async def verified_form(
     signature = request.headers.get("x-twilio-signature")
     if not signature:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing X-Twilio-Signature")
-    signer = accounts.signer(dict(fields).get("AccountSid"))
+    form = dict(fields)
+    signer = accounts.signer(form.get("AccountSid"))
     if signer is None or not signature_matches(
         signer.token, signed_url(request, settings), fields, signature
     ):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "X-Twilio-Signature does not match")
-    return raw, fields, signer
+    return raw, form, signer
 
 
 def twilio_router(
@@ -76,8 +75,7 @@ def twilio_router(
 
     async def verified(request: Request) -> tuple[bytes, Mapping[str, str], str]:
         """Body, form and tenant of a webhook signed by an account that owns the tenant."""
-        raw, fields, signer = await verified_form(request, settings, accounts)
-        form = dict(fields)
+        raw, form, signer = await verified_form(request, settings, accounts)
         tenant = tenants.for_phone(form.get("To"))
         refusal = accounts.refusal(signer, tenant)
         if refusal is not None:
