@@ -8,9 +8,11 @@ one pipelined round trip per batch.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,8 +21,6 @@ import orjson
 from redis.exceptions import ResponseError
 
 from omnirouter.events import (
-    CaseContext,
-    CaseSnapshot,
     CustomerMerged,
     DeadLetter,
     Direction,
@@ -37,18 +37,21 @@ from omnirouter.ops.metrics import (
     observe_end_to_end,
     observed,
 )
+from omnirouter.pipeline.cases.announcing import Announcement, announce, closed_cases, combined
 from omnirouter.pipeline.cases.entries import fold_entry, inbound_entry, outbound_entry
-from omnirouter.pipeline.cases.snapshot import case_context, case_events
 from omnirouter.pipeline.cases.store import CustomerRef, CustomerUpdate, RedisCaseStore
 from omnirouter.pipeline.retry import until_it_succeeds
 from omnirouter.pipeline.routing.batch import NewCase, route_new_cases
 from omnirouter.pipeline.routing.engine import RoutingEngine
-from omnirouter.pipeline.routing.requests import request_for_case, routing_due
 from omnirouter.pipeline.stream import Outgoing, finish_or_dead_letter, publish, raw_topic
 from omnirouter.settings import CaseSettings, PipelineSettings
 
 log = get_logger(__name__)
 STAGE = "cases"
+# A batch's customers go to Redis in up to this many slices of at least this many customers
+# (see _applied_in_slices): small batches keep their single round trip.
+APPLY_SLICES_MAX = 4
+APPLY_SLICE_CUSTOMERS = 64
 
 
 def _is_uuid(value: Any) -> bool:
@@ -211,7 +214,17 @@ class CaseWorker:
         outgoing: list[Outgoing],
         received_at: dict[str, datetime] | None = None,
     ) -> None:
-        updates = await self._apply(work, outgoing)
+        routing = self._router is not None
+        updates: dict[CustomerRef, CustomerUpdate] = {}
+        built: dict[CustomerRef, Announcement] = {}
+        # Customers' announcements are built while Redis applies the next customers' entries.
+        async with contextlib.aclosing(self._applied_in_slices(work, outgoing)) as slices:
+            async for applied in slices:
+                now = datetime.now(UTC)
+                for ref, update in applied.items():
+                    updates[ref] = update
+                    if not update.folded_into:
+                        built[ref] = announce(ref, update, now=now, routing=routing)
         # Events for a customer folded into another since identity resolved them: apply them
         # to the survivor (rare: only events in flight during a merge take this second trip).
         redirected: dict[CustomerRef, list[dict[str, Any]]] = defaultdict(list)
@@ -224,28 +237,25 @@ class CaseWorker:
                 # The survivor may have had events of its own in this batch: keep their
                 # outcomes too, or their case events would never be announced.
                 earlier = updates.get(ref)
-                updates[ref] = update if earlier is None else _combined(earlier, update)
+                updates[ref] = update if earlier is None else combined(earlier, update)
+                if not updates[ref].folded_into:
+                    built[ref] = announce(ref, updates[ref], now=datetime.now(UTC), routing=routing)
         announced: dict[str, dict[str, str]] = defaultdict(dict)
         live = [(ref, update) for ref, update in updates.items() if not update.folded_into]
-        due: list[tuple[CustomerRef, list[NewCase]]] = []
-        for (tenant, customer_id), update in live:
-            contexts = {
-                case_id: case_context(customer_id, doc, update.context)
-                for case_id, doc in update.cases.items()
-            }
-            outgoing.extend(self._announcements(tenant, customer_id, update, contexts))
-            due.append(((tenant, customer_id), self._new_cases(tenant, update, contexts)))
+        for ref, _ in live:
+            outgoing.extend(built[ref].events)
         if self._router is not None:
-            if not any(_closed_cases(update) for _, update in live):
+            if not any(closed_cases(update) for _, update in live):
                 # The usual batch: every customer's new cases routed together (3 round trips).
-                cases = [case for _, new in due for case in new]
+                cases = [case for ref, _ in live for case in built[ref].new_cases]
                 outgoing.extend(await self._route(cases, received_at or {}, announced))
             else:
                 # A merge closed a case: route and release customer by customer, in the order
                 # one customer's release and the next one's routing always had.
-                for ((tenant, _), new), (_, update) in zip(due, live, strict=True):
+                for ref, update in live:
+                    new = built[ref].new_cases
                     outgoing.extend(await self._route(new, received_at or {}, announced))
-                    outgoing.extend(await self._release_closed_cases(tenant, update))
+                    outgoing.extend(await self._release_closed_cases(ref[0], update))
         await publish(
             self._app,
             outgoing,
@@ -263,6 +273,42 @@ class CaseWorker:
                 what="routing.mark_announced",
                 max_backoff_s=self._pipeline.retry_max_backoff_s,
             )
+
+    async def _applied_in_slices(
+        self, work: dict[CustomerRef, list[dict[str, Any]]], dead: list[Outgoing]
+    ) -> AsyncGenerator[dict[CustomerRef, CustomerUpdate], None]:
+        """The batch applied in slices of customers, each slice's round trip already under
+        way while the caller works on the one before.
+
+        Redis runs a large batch's scripts for as long as the worker takes to build its
+        announcements; one trip for the whole batch made the two wait on each other. Every
+        customer is in exactly one slice, so each customer's entries still go in one script
+        call, in order; slices are sent one after the other on the worker's connection.
+        """
+        refs = list(work)
+        size = max(APPLY_SLICE_CUSTOMERS, -(-len(refs) // APPLY_SLICES_MAX))
+        slices = [
+            {ref: work[ref] for ref in refs[first : first + size]}
+            for first in range(0, len(refs), size)
+        ]
+        if not slices:
+            return
+        pending = asyncio.ensure_future(self._apply(slices[0], dead))
+        try:
+            for following in [*slices[1:], None]:
+                applied = await pending
+                if following is not None:
+                    pending = asyncio.ensure_future(self._apply(following, dead))
+                    # One turn of the loop lets the task write its pipeline to the socket:
+                    # the caller's work on this slice is CPU only and would not yield.
+                    await asyncio.sleep(0)
+                yield applied
+        finally:
+            if not pending.done():
+                # The batch is being abandoned (an error building announcements): the slice
+                # in flight is idempotent, so letting it finish or not changes nothing.
+                pending.cancel()
+                pending.add_done_callback(_retrieve)
 
     async def _apply(
         self, work: dict[CustomerRef, list[dict[str, Any]]], dead: list[Outgoing]
@@ -307,23 +353,6 @@ class CaseWorker:
         )
         return Outgoing("deadletter", customer_id, letter)
 
-    def _new_cases(
-        self, tenant: str, update: CustomerUpdate, contexts: dict[str, CaseContext]
-    ) -> list[NewCase]:
-        # A case that is new (just opened or reopened, or left unrouted by a crash before its
-        # routing) is routed; routing itself ignores a case already offered or assigned. A
-        # redelivered opener re-announces its decision: a crash may have come before it was
-        # published, after the case had left "new".
-        if self._router is None:
-            return []
-        cases: list[NewCase] = []
-        for case_id, doc in update.cases.items():
-            due = routing_due(case_id, doc.get("status", ""), update.outcomes)
-            if due is not None:
-                request = request_for_case(tenant, doc, contexts[case_id])
-                cases.append(NewCase(request, due.cause, replay_only=due.replay_only))
-        return cases
-
     async def _route(
         self,
         cases: list[NewCase],
@@ -353,7 +382,7 @@ class CaseWorker:
         router = self._router
         assert router is not None
         out: list[Outgoing] = []
-        closed = _closed_cases(update)
+        closed = closed_cases(update)
         for case_id in sorted(closed):
             out.extend(
                 await until_it_succeeds(
@@ -364,49 +393,8 @@ class CaseWorker:
             )
         return out
 
-    def _announcements(
-        self,
-        tenant: str,
-        customer_id: str,
-        update: CustomerUpdate,
-        contexts: dict[str, CaseContext],
-    ) -> list[Outgoing]:
-        now = datetime.now(UTC)
-        out: list[Outgoing] = []
-        snapshots: dict[str, CaseSnapshot] = {}
-        for outcome in update.outcomes:
-            if outcome.error:
-                log.warning("case entry refused", event_id=outcome.event_id, error=outcome.error)
-                continue
-            for event in case_events(
-                outcome,
-                tenant=tenant,
-                cases=update.cases,
-                context_for=contexts,
-                occurred_at=now,
-                snapshots=snapshots,
-            ):
-                out.append(Outgoing("cases.events", customer_id, event))
-        return out
 
-
-def _combined(earlier: CustomerUpdate, later: CustomerUpdate) -> CustomerUpdate:
-    """One customer's two updates of a batch as one: every outcome, the latest documents."""
-    if earlier.folded_into:
-        return later
-    return CustomerUpdate(
-        folded_into=later.folded_into,
-        outcomes=earlier.outcomes + later.outcomes,
-        cases={**earlier.cases, **later.cases},
-        context=later.context or earlier.context,
-    )
-
-
-def _closed_cases(update: CustomerUpdate) -> set[str]:
-    """Cases a batch closed (folded into the survivor's case by a merge)."""
-    return {
-        t["case_id"]
-        for outcome in update.outcomes
-        for t in outcome.transitions
-        if t.get("to") == "closed" and t.get("case_id")
-    }
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned task's outcome, so asyncio does not report it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
