@@ -75,9 +75,7 @@ async def test_a_small_batch_keeps_its_single_round_trip(unique_id: str) -> None
     store = RecordingStore()
     worker = _worker(store, unique_id)
     work = _work(APPLY_SLICE_CUSTOMERS)
-    received = [
-        applied async for applied in worker._applied_in_slices(work, [])
-    ]  # one slice only
+    received = [applied async for applied in worker._applied_in_slices(work, [])]  # one slice only
     assert len(store.calls) == 1
     assert [list(r) for r in received] == [list(work)]
 
@@ -85,10 +83,14 @@ async def test_a_small_batch_keeps_its_single_round_trip(unique_id: str) -> None
 async def test_an_abandoned_batch_cancels_the_slice_in_flight(unique_id: str) -> None:
     store = RecordingStore(hold_from_call=2)
     worker = _worker(store, unique_id)
-    with pytest.raises(RuntimeError, match="building announcements failed"):
+
+    async def fail_while_building() -> None:
         async with contextlib.aclosing(worker._applied_in_slices(_work(300), [])) as slices:
             async for _ in slices:
                 raise RuntimeError("building announcements failed")
+
+    with pytest.raises(RuntimeError, match="building announcements failed"):
+        await fail_while_building()
     await asyncio.sleep(0)  # let the cancellation reach the slice (no waiting on time)
     assert store.cancelled == [2]
     assert len(store.calls) == 2  # nothing after the abandoned slice was sent
