@@ -230,6 +230,13 @@ def test_derived_event_id_is_the_same_on_replay_and_differs_per_stage() -> None:
     assert derived_event_id(source, "identity") != derived_event_id(uuid.uuid4(), "identity")
 
 
+@pytest.mark.parametrize("stage", ["identity", "case:new", "case:case_0123.c-9:update", "é€𝄞"])
+def test_derived_event_id_stays_the_uuid5_of_the_source_and_stage(stage: str) -> None:
+    """Ids already on Kafka and in Redis were uuid5: a replay must derive the same ones."""
+    for source in (uuid.uuid4(), uuid.UUID(int=0), uuid.UUID(int=2**128 - 1)):
+        assert derived_event_id(source, stage) == uuid.uuid5(source, stage)
+
+
 def test_unknown_schema_version_is_the_reason_even_when_fields_also_changed() -> None:
     payload = orjson.loads(encode(inbound()))
     payload.update(schema_version=7, a_field_from_the_future="x")

@@ -68,7 +68,8 @@ def inbound_entry(resolved: ResolvedInteraction, rules: tuple[IntentRule, ...]) 
         "refs": refs,
         "case_new": new_case_id(event.event_id, resolved.customer_id),
         "fragment": story_fragment(text, event.content.subject),
-        "intents": [t.model_dump() for t in intents],
+        # The fields of IntentTag, in its order: a literal costs a fraction of model_dump().
+        "intents": [{"tag": t.tag, "rule_id": t.rule_id, "evidence": t.evidence} for t in intents],
         "profile": {
             "name": event.display_name or "",
             "language": event.attributes.get("language", event.content.language or "") or "",

@@ -9,6 +9,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 
@@ -49,6 +50,16 @@ def normalize_phone(raw: str, default_region: str) -> str:
     even when no carrier has them allocated (fictional 555-01xx numbers, new ranges): matching
     needs one canonical form, not a validity verdict.
     """
+    if len(raw) > MAX_IDENTIFIER_LENGTH:  # never cached: the cache holds only short values
+        return _e164.__wrapped__(raw, default_region)
+    return _e164(raw, default_region)
+
+
+# Parsing with phonenumbers costs tens of microseconds, and the same customers write again and
+# again: each (raw value, region) is parsed once while it stays among the recent ones. A value
+# that is rejected raises every time (lru_cache keeps no exceptions).
+@lru_cache(maxsize=16_384)
+def _e164(raw: str, default_region: str) -> str:
     text = _WHATSAPP_PREFIX.sub("", raw.strip())
     if not text:
         raise InvalidIdentifier("empty phone number")
