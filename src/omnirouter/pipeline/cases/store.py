@@ -108,7 +108,7 @@ class RedisCaseStore:
         self._apply_source = _lua("apply.lua")
         self._apply_sha: str | None = None
         self._export = client.register_script(_lua("export.lua"))
-        self._config = {
+        config = {
             "reopen_ms": settings.reopen_window_s * 1000,
             "timeline_max": settings.timeline_max_entries,
             "ttl_s": settings.timeline_ttl_days * 86400,
@@ -120,6 +120,8 @@ class RedisCaseStore:
             "seen_max": settings.timeline_max_entries * 4,
             "transitions": transition_table(),
         }
+        # The same for every call: encoded once, sent as the script's second argument.
+        self._config_json = orjson.dumps(config)
 
     @property
     def client(self) -> aioredis.Redis:
@@ -142,7 +144,6 @@ class RedisCaseStore:
             payload = {
                 "customer_id": customer_id,
                 "tenant": tenant,
-                "cfg": self._config,
                 "entries": list(work[(tenant, customer_id)]),
             }
             calls.append((self.keys(tenant, customer_id).script_keys(), orjson.dumps(payload)))
@@ -165,7 +166,9 @@ class RedisCaseStore:
             for keys, payload in calls:
                 # As a raw command: redis-py's cluster pipeline refuses its evalsha() method, but
                 # sends EVALSHA to the node of its keys' slot (one slot per call, see redis_keys).
-                pipe.execute_command("EVALSHA", self._apply_sha, len(keys), *keys, payload)
+                pipe.execute_command(
+                    "EVALSHA", self._apply_sha, len(keys), *keys, payload, self._config_json
+                )
             return list(await pipe.execute())
 
     async def export(self, tenant: str, absorbed_id: str, survivor_id: str) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 -- KEYS (one customer's hash tag): 1 state(HASH) 2 cases(HASH id->JSON) 3 timeline(LIST)
 --   4 seen(ZSET event_id by time) 5 threads(HASH Message-ID->case) 6 profile(HASH)
 --   7 contacts(ZSET) 8 agents(ZSET) 9 outcomes(HASH event_id->outcome JSON)
--- ARGV[1]: JSON {customer_id, tenant, cfg{...}, entries[...]}; see store.py for the fields.
+-- ARGV[1]: JSON {customer_id, tenant, entries[...]}; ARGV[2]: JSON cfg{...} (the same for every
+--   call, encoded once by store.py); see store.py for the fields.
 -- Returns {head JSON {folded_into, results[], contacts_in_window}, cases flat [id, doc JSON...],
 --   profile flat [field, value...], timeline [entry JSON...] (newest cfg.context_n),
 --   agents [id...] (most recent first)}: documents travel as the strings stored, not
@@ -21,7 +22,7 @@
 -- apply_fold does) or read its mirror. Redis keeps a script's writes up to an error, so
 -- anything written before a step that can fail must be whole on its own.
 local req = cjson.decode(ARGV[1])
-local cfg = req.cfg
+local cfg = cjson.decode(ARGV[2])
 local customer = req.customer_id
 local TRAIL_MAX = 200
 local OPEN = {new = true, queued = true, offered = true, assigned = true,
