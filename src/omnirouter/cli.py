@@ -465,6 +465,7 @@ def _lag(args: argparse.Namespace, settings: Settings) -> int:
 
 def _long_running(command: str, settings: Settings, ready_file: Path | None) -> int:
     from omnirouter.assembly import run_workers, serve_http
+    from omnirouter.gc_tuning import tune_for_long_running
     from omnirouter.pipeline.routing.loader import rules_from_settings
     from omnirouter.runtime import connect_services
 
@@ -472,6 +473,7 @@ def _long_running(command: str, settings: Settings, ready_file: Path | None) -> 
 
     addresses = connect_services(settings, start_devstack=False)
     body = run_workers if command == "worker" else serve_http
+    tune_for_long_running()
 
     async def main() -> None:
         stop = asyncio.Event()
