@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from omnirouter.events import CaseContext, CaseSnapshot
+from omnirouter.events import CaseContext
 from omnirouter.logs import get_logger
-from omnirouter.pipeline.cases.snapshot import case_context, case_events
+from omnirouter.pipeline.cases.operations import case_contexts, describe_update
 from omnirouter.pipeline.cases.store import CustomerUpdate
 from omnirouter.pipeline.routing.batch import NewCase
 from omnirouter.pipeline.routing.requests import request_for_case, routing_due
@@ -39,25 +39,14 @@ def announce(
     """The case events of ``update`` (one per transition, else one update per entry), each
     with its case's context, and the cases it leaves due for routing."""
     tenant, customer_id = ref
-    contexts = {
-        case_id: case_context(customer_id, doc, update.context)
-        for case_id, doc in update.cases.items()
-    }
-    events: list[Outgoing] = []
-    snapshots: dict[str, CaseSnapshot] = {}
     for outcome in update.outcomes:
         if outcome.error:
             log.warning("case entry refused", event_id=outcome.event_id, error=outcome.error)
-            continue
-        for event in case_events(
-            outcome,
-            tenant=tenant,
-            cases=update.cases,
-            context_for=contexts,
-            occurred_at=now,
-            snapshots=snapshots,
-        ):
-            events.append(Outgoing("cases.events", customer_id, event))
+    contexts = case_contexts(customer_id, update)
+    events = [
+        Outgoing("cases.events", customer_id, event)
+        for event in describe_update(tenant, customer_id, update, contexts=contexts, now=now)
+    ]
     return Announcement(events, _new_cases(tenant, update, contexts) if routing else [])
 
 

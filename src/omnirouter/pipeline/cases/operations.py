@@ -73,12 +73,26 @@ async def apply_and_describe(
     return update, describe_update(tenant, current, update)
 
 
-def describe_update(tenant: str, customer_id: str, update: CustomerUpdate) -> list[CaseEvent]:
-    """The case events an applied update causes, each case with its context."""
-    contexts = {
+def case_contexts(customer_id: str, update: CustomerUpdate) -> dict[str, CaseContext]:
+    """The context of each case an applied update returned."""
+    return {
         case_id: case_context(customer_id, doc, update.context)
         for case_id, doc in update.cases.items()
     }
+
+
+def describe_update(
+    tenant: str,
+    customer_id: str,
+    update: CustomerUpdate,
+    *,
+    contexts: dict[str, CaseContext] | None = None,
+    now: datetime | None = None,
+) -> list[CaseEvent]:
+    """The case events an applied update causes, each case with its context (``contexts``
+    when the caller built them already; ``now`` is their time, the clock's by default)."""
+    if contexts is None:
+        contexts = case_contexts(customer_id, update)
     events: list[CaseEvent] = []
     snapshots: dict[str, CaseSnapshot] = {}
     for outcome in update.outcomes:
@@ -90,7 +104,7 @@ def describe_update(tenant: str, customer_id: str, update: CustomerUpdate) -> li
                 tenant=tenant,
                 cases=update.cases,
                 context_for=contexts,
-                occurred_at=datetime.now(UTC),
+                occurred_at=now or datetime.now(UTC),
                 snapshots=snapshots,
             )
         )
