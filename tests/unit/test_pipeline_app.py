@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
-from omnirouter.pipeline.app import create_app
+from omnirouter.pipeline.app import FETCH_MAX_WAIT_MS, create_app
 
 
 def test_faust_keeps_its_directories_out_of_the_working_directory(
@@ -25,3 +26,17 @@ def test_a_produce_request_fails_in_seconds_not_faust_s_twenty_minutes() -> None
     app = create_app("timeout-test", "127.0.0.1:9")
     # publish() gives up on a delivery after 2.5x this and republishes (idempotent on event_id).
     assert app.conf.producer_request_timeout <= 60
+
+
+async def test_the_worker_consumer_holds_a_fetch_at_most_a_tenth_of_a_second() -> None:
+    # faust hard-codes 1.5 s; with one fetch in flight per broker, that stalled a worker whose
+    # other partitions had data waiting (see pipeline/app.py).
+    app = create_app("fetch-wait-test", "127.0.0.1:9")
+    thread = app.consumer._thread
+    consumer = thread._create_consumer(asyncio.get_running_loop())
+    try:
+        assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS <= 100
+        assert consumer._group_id == "fetch-wait-test"  # still faust's worker consumer
+    finally:
+        await consumer.stop()
+        thread.thread_loop.close()  # the consumer thread's own loop, never started here
