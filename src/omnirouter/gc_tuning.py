@@ -20,9 +20,11 @@ OLDER_THRESHOLDS = (20, 20)
 
 
 def tune_for_long_running() -> None:
-    """Collect less often, and leave everything allocated so far (modules, settings, the
-    application's wiring) out of every later collection."""
+    """Collect less often, and leave what exists so far (the imported modules, settings and
+    their objects) out of every later collection."""
     gc.set_threshold(YOUNG_THRESHOLD, *OLDER_THRESHOLDS)
+    # Garbage first: a cycle frozen now would never be freed.
+    gc.collect()
     # Objects that live as long as the process: traversing them on each full collection only
     # costs time (and, after fork, copies their pages).
     gc.freeze()

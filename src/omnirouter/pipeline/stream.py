@@ -141,7 +141,7 @@ async def publish(
         # asyncio.wait, not gather under a timeout: the futures are aiokafka's, left to settle.
         done, late = await asyncio.wait(pending, timeout=deadline_s)
         for future in late:  # their outcome no longer matters, but is retrieved, not warned of
-            future.add_done_callback(_retrieve)
+            future.add_done_callback(retrieve_outcome)
         errors = [error for future in done if (error := future.exception()) is not None]
         if errors:
             raise errors[0]
@@ -153,7 +153,9 @@ async def publish(
     await until_it_succeeds(send_all, what=what, max_backoff_s=max_backoff_s)
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
+def retrieve_outcome(future: asyncio.Future[Any]) -> None:
+    """A done-callback for a future nobody awaits any more: reads its error, so asyncio does
+    not report it as never retrieved."""
     if not future.cancelled():
         future.exception()
 

@@ -37,11 +37,9 @@ def announce(
     ref: CustomerRef, update: CustomerUpdate, *, now: datetime, routing: bool
 ) -> Announcement:
     """The case events of ``update`` (one per transition, else one update per entry), each
-    with its case's context, and the cases it leaves due for routing."""
+    with its case's context, and the cases it leaves due for routing. Refused entries cause
+    none (the worker logs them)."""
     tenant, customer_id = ref
-    for outcome in update.outcomes:
-        if outcome.error:
-            log.warning("case entry refused", event_id=outcome.event_id, error=outcome.error)
     contexts = case_contexts(customer_id, update)
     events = [
         Outgoing("cases.events", customer_id, event)
@@ -86,3 +84,11 @@ def closed_cases(update: CustomerUpdate) -> set[str]:
         for t in outcome.transitions
         if t.get("to") == "closed" and t.get("case_id")
     }
+
+
+def warn_refused(updates: dict[CustomerRef, CustomerUpdate]) -> None:
+    """Log the entries the case script refused, once each (they are announced as nothing)."""
+    for update in updates.values():
+        for outcome in update.outcomes:
+            if outcome.error:
+                log.warning("case entry refused", event_id=outcome.event_id, error=outcome.error)

@@ -37,13 +37,25 @@ from omnirouter.ops.metrics import (
     observe_end_to_end,
     observed,
 )
-from omnirouter.pipeline.cases.announcing import Announcement, announce, closed_cases, combined
+from omnirouter.pipeline.cases.announcing import (
+    Announcement,
+    announce,
+    closed_cases,
+    combined,
+    warn_refused,
+)
 from omnirouter.pipeline.cases.entries import fold_entry, inbound_entry, outbound_entry
 from omnirouter.pipeline.cases.store import CustomerRef, CustomerUpdate, RedisCaseStore
 from omnirouter.pipeline.retry import until_it_succeeds
 from omnirouter.pipeline.routing.batch import NewCase, route_new_cases
 from omnirouter.pipeline.routing.engine import RoutingEngine
-from omnirouter.pipeline.stream import Outgoing, finish_or_dead_letter, publish, raw_topic
+from omnirouter.pipeline.stream import (
+    Outgoing,
+    finish_or_dead_letter,
+    publish,
+    raw_topic,
+    retrieve_outcome,
+)
 from omnirouter.settings import CaseSettings, PipelineSettings
 
 log = get_logger(__name__)
@@ -221,6 +233,7 @@ class CaseWorker:
         async with contextlib.aclosing(self._applied_in_slices(work, outgoing)) as slices:
             async for applied in slices:
                 now = datetime.now(UTC)
+                warn_refused(applied)
                 for ref, update in applied.items():
                     updates[ref] = update
                     if not update.folded_into:
@@ -233,7 +246,9 @@ class CaseWorker:
                 target = await self._store.current_customer(tenant, update.folded_into)
                 redirected[(tenant, target)].extend(work[(tenant, customer_id)])
         if redirected:
-            for ref, update in (await self._apply(redirected, outgoing)).items():
+            again = await self._apply(redirected, outgoing)
+            warn_refused(again)
+            for ref, update in again.items():
                 # The survivor may have had events of its own in this batch: keep their
                 # outcomes too, or their case events would never be announced.
                 earlier = updates.get(ref)
@@ -304,11 +319,12 @@ class CaseWorker:
                     await asyncio.sleep(0)
                 yield applied
         finally:
+            # The batch may be abandoned (an error building announcements): the slice in
+            # flight is idempotent, so letting it finish or not changes nothing, but its
+            # outcome is retrieved either way (asyncio would report an unread error).
             if not pending.done():
-                # The batch is being abandoned (an error building announcements): the slice
-                # in flight is idempotent, so letting it finish or not changes nothing.
                 pending.cancel()
-                pending.add_done_callback(_retrieve)
+            pending.add_done_callback(retrieve_outcome)
 
     async def _apply(
         self, work: dict[CustomerRef, list[dict[str, Any]]], dead: list[Outgoing]
@@ -392,9 +408,3 @@ class CaseWorker:
                 )
             )
         return out
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """Retrieve an abandoned task's outcome, so asyncio does not report it as never retrieved."""
-    if not task.cancelled():
-        task.exception()
