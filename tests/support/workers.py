@@ -31,15 +31,15 @@ async def start_workers(
     redis_prefix: str,
     rules_yaml: str | None = None,
     redis: aioredis.Redis | None = None,
+    pipeline: PipelineSettings = PIPELINE,
 ) -> tuple[Any, RedisCaseStore, RedisIdentityStore, CaseWorker, aioredis.Redis]:
     """A faust app running both workers; the caller stops it (and closes the client).
 
     ``redis``: the client to run on instead of one for the session's Redis (a test's own
-    Redis Cluster, say).
+    Redis Cluster, say). ``pipeline``: batch size and wait (small by default, for speed).
     """
     client = redis if redis is not None else async_redis(stack.redis_url)
     policy = IdentityPolicy()
-    pipeline = PIPELINE
     app = create_app(app_id, stack.kafka_bootstrap_servers)
     identity = RedisIdentityStore(client, key_prefix=redis_prefix, policy=policy)
     IdentityWorker(app, identity, policy=policy, pipeline=pipeline, topic_prefix=prefix)
