@@ -64,6 +64,8 @@ STAGE = "cases"
 # (see _applied_in_slices): small batches keep their single round trip.
 APPLY_SLICES_MAX = 4
 APPLY_SLICE_CUSTOMERS = 64
+# Redirect rounds for events of a customer merged into another during the batch (each a trip).
+MAX_REDIRECTS = 5
 
 
 def _is_uuid(value: Any) -> bool:
@@ -239,22 +241,30 @@ class CaseWorker:
                     if not update.folded_into:
                         built[ref] = announce(ref, update, now=now, routing=routing)
         # Events for a customer folded into another since identity resolved them: apply them
-        # to the survivor (rare: only events in flight during a merge take this second trip).
-        redirected: dict[CustomerRef, list[dict[str, Any]]] = defaultdict(list)
-        for (tenant, customer_id), update in updates.items():
-            if update.folded_into:
-                target = await self._store.current_customer(tenant, update.folded_into)
-                redirected[(tenant, target)].extend(work[(tenant, customer_id)])
-        if redirected:
+        # to the survivor (rare: only events in flight during a merge take this second trip),
+        # and again to the survivor's survivor should a merge fold it in the meantime.
+        folded = {ref: work[ref] for ref, update in updates.items() if update.folded_into}
+        for _ in range(MAX_REDIRECTS):
+            if not folded:
+                break
+            redirected: dict[CustomerRef, list[dict[str, Any]]] = defaultdict(list)
+            for (tenant, customer_id), entries in folded.items():
+                target = await self._store.current_customer(tenant, customer_id)
+                redirected[(tenant, target)].extend(entries)
             again = await self._apply(redirected, outgoing)
             warn_refused(again)
+            folded = {ref: redirected[ref] for ref, update in again.items() if update.folded_into}
             for ref, update in again.items():
+                if update.folded_into:
+                    continue  # its earlier outcomes in this batch (if any) stay announced
                 # The survivor may have had events of its own in this batch: keep their
                 # outcomes too, or their case events would never be announced.
                 earlier = updates.get(ref)
                 updates[ref] = update if earlier is None else combined(earlier, update)
-                if not updates[ref].folded_into:
-                    built[ref] = announce(ref, updates[ref], now=datetime.now(UTC), routing=routing)
+                built[ref] = announce(ref, updates[ref], now=datetime.now(UTC), routing=routing)
+        for ref, entries in folded.items():
+            reason = f"customer {ref[1]} was merged again each time its events were redirected"
+            outgoing.extend(self._dead_entry(ref, entry, reason) for entry in entries)
         announced: dict[str, dict[str, str]] = defaultdict(dict)
         live = [(ref, update) for ref, update in updates.items() if not update.folded_into]
         for ref, _ in live:

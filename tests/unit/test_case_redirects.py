@@ -1,0 +1,84 @@
+"""Events of a customer merged into another while they were in flight follow the merges: to
+the survivor, and to the survivor's survivor if a merge folds that one meanwhile; never lost."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from omnirouter.events import DeadLetter
+from omnirouter.pipeline.app import create_app
+from omnirouter.pipeline.cases import worker as worker_module
+from omnirouter.pipeline.cases.store import CustomerRef, CustomerUpdate
+from omnirouter.pipeline.cases.worker import MAX_REDIRECTS, CaseWorker
+from omnirouter.pipeline.stream import Outgoing
+from omnirouter.settings import CaseSettings, PipelineSettings
+
+ENTRY = {"event_id": "7d1c3f0e-2b7a-4c55-9a51-0c4f1f0a2b11", "type": "inbound"}
+
+
+class MergingStore:
+    """Stands in for RedisCaseStore: ``folded`` says, per call, which customers the script
+    found folded (and into whom); ``current`` is what a lookup of the survivor answers."""
+
+    def __init__(self, folded: list[dict[str, str]], current: dict[str, str]) -> None:
+        self.calls: list[dict[CustomerRef, list[dict[str, Any]]]] = []
+        self._folded = folded
+        self._current = current
+
+    async def apply(
+        self, work: Mapping[CustomerRef, Sequence[dict[str, Any]]]
+    ) -> dict[CustomerRef, CustomerUpdate]:
+        folded = self._folded[min(len(self.calls), len(self._folded) - 1)]
+        self.calls.append({ref: list(entries) for ref, entries in work.items()})
+        return {ref: CustomerUpdate(folded_into=folded.get(ref[1], "")) for ref in work}
+
+    async def current_customer(self, tenant: str, customer_id: str) -> str:
+        return self._current.get(customer_id, customer_id)
+
+
+async def _apply(store: MergingStore, unique_id: str, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    published: list[Outgoing] = []
+
+    async def capture(_app: Any, outgoing: Sequence[Outgoing], **_: Any) -> None:
+        published.extend(outgoing)
+
+    monkeypatch.setattr(worker_module, "publish", capture)
+    worker = CaseWorker(
+        create_app(f"redirects-{unique_id}", "127.0.0.1:9"),
+        store,  # type: ignore[arg-type]
+        settings=CaseSettings(),
+        pipeline=PipelineSettings(),
+        topic_prefix=f"t.{unique_id}.",
+    )
+    await worker._apply_and_announce({("default", "a"): [ENTRY]}, [])
+    return published
+
+
+async def test_events_follow_a_survivor_that_is_merged_again_meanwhile(
+    unique_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a was folded into b; by the time a's events reach b, b was folded into c.
+    store = MergingStore([{"a": "b"}, {"b": "c"}, {}], current={"a": "b", "b": "c"})
+    published = await _apply(store, unique_id, monkeypatch)
+    assert [list(call) for call in store.calls] == [
+        [("default", "a")],
+        [("default", "b")],
+        [("default", "c")],
+    ]
+    assert store.calls[-1][("default", "c")] == [ENTRY]
+    assert published == []  # nothing refused, nothing dead-lettered
+
+
+async def test_events_still_folded_after_every_redirect_become_dead_letters(
+    unique_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = MergingStore([{"a": "a2", "a2": "a2"}], current={"a": "a2"})
+    published = await _apply(store, unique_id, monkeypatch)
+    assert len(store.calls) == 1 + MAX_REDIRECTS
+    (letter,) = published
+    assert isinstance(letter.event, DeadLetter)
+    assert "merged again" in letter.event.reason
+    assert str(letter.event.causation_id) == ENTRY["event_id"]
