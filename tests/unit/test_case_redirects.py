@@ -81,4 +81,5 @@ async def test_events_still_folded_after_every_redirect_become_dead_letters(
     (letter,) = published
     assert isinstance(letter.event, DeadLetter)
     assert "merged again" in letter.event.reason
+    assert letter.event.error_type == "MergedDuringBatch"
     assert str(letter.event.causation_id) == ENTRY["event_id"]

@@ -7,11 +7,14 @@ build one customer's announcements while Redis applies the next customers' entri
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from omnirouter.events import CaseContext
+import orjson
+
+from omnirouter.events import CaseContext, DeadLetter
 from omnirouter.logs import get_logger
 from omnirouter.pipeline.cases.operations import case_contexts, describe_update
 from omnirouter.pipeline.cases.store import CustomerUpdate
@@ -92,3 +95,32 @@ def warn_refused(updates: dict[CustomerRef, CustomerUpdate]) -> None:
         for outcome in update.outcomes:
             if outcome.error:
                 log.warning("case entry refused", event_id=outcome.event_id, error=outcome.error)
+
+
+def dead_entry(
+    ref: CustomerRef,
+    entry: dict[str, Any],
+    reason: str,
+    *,
+    stage: str,
+    error_type: str = "CaseStoreRefused",
+) -> Outgoing:
+    """A case entry that cannot be applied, as a dead letter keeping the entry and why."""
+    tenant, customer_id = ref
+    letter = DeadLetter.for_payload(
+        orjson.dumps(entry),
+        customer_id.encode(),
+        stage=stage,
+        reason=reason[:2000],
+        error_type=error_type,
+        tenant=tenant,
+        causation_id=_uuid_or_none(entry.get("event_id")),
+    )
+    return Outgoing("deadletter", customer_id, letter)
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections import defaultdict
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
-import orjson
 from redis.exceptions import ResponseError
 
 from omnirouter.events import (
@@ -42,6 +40,7 @@ from omnirouter.pipeline.cases.announcing import (
     announce,
     closed_cases,
     combined,
+    dead_entry,
     warn_refused,
 )
 from omnirouter.pipeline.cases.entries import fold_entry, inbound_entry, outbound_entry
@@ -66,14 +65,6 @@ APPLY_SLICES_MAX = 4
 APPLY_SLICE_CUSTOMERS = 64
 # Redirect rounds for events of a customer merged into another during the batch (each a trip).
 MAX_REDIRECTS = 5
-
-
-def _is_uuid(value: Any) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 class CaseWorker:
@@ -264,7 +255,10 @@ class CaseWorker:
                 built[ref] = announce(ref, updates[ref], now=datetime.now(UTC), routing=routing)
         for ref, entries in folded.items():
             reason = f"customer {ref[1]} was merged again each time its events were redirected"
-            outgoing.extend(self._dead_entry(ref, entry, reason) for entry in entries)
+            outgoing.extend(
+                dead_entry(ref, entry, reason, stage=STAGE, error_type="MergedDuringBatch")
+                for entry in entries
+            )
         announced: dict[str, dict[str, str]] = defaultdict(dict)
         live = [(ref, update) for ref, update in updates.items() if not update.folded_into]
         for ref, _ in live:
@@ -363,21 +357,8 @@ class CaseWorker:
                 )
             except ResponseError as exc:
                 for entry in entries:
-                    dead.append(self._dead_entry(ref, entry, f"case store refused: {exc}"))
+                    dead.append(dead_entry(ref, entry, f"case store refused: {exc}", stage=STAGE))
         return updates
-
-    def _dead_entry(self, ref: CustomerRef, entry: dict[str, Any], reason: str) -> Outgoing:
-        tenant, customer_id = ref
-        letter = DeadLetter.for_payload(
-            orjson.dumps(entry),
-            customer_id.encode(),
-            stage=STAGE,
-            reason=reason[:2000],
-            error_type="CaseStoreRefused",
-            tenant=tenant,
-            causation_id=uuid.UUID(entry["event_id"]) if _is_uuid(entry.get("event_id")) else None,
-        )
-        return Outgoing("deadletter", customer_id, letter)
 
     async def _route(
         self,
