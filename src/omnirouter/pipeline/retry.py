@@ -40,6 +40,29 @@ except ImportError:  # pragma: no cover - aiokafka always comes with faust-strea
     pass
 
 
+# redis-py (8.1) closes a Redis Cluster node's connections when one command on them fails; a
+# command another task is sending on one of them at that moment finds its stream gone and
+# fails with AttributeError ("'NoneType' object has no attribute 'writelines'") instead of a
+# ConnectionError. Seen in CI during a master kill: the batch went to the dead-letter topic.
+_REDIS_CONNECTION_MODULE = "redis/asyncio/connection.py"
+_RETRIED: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, AttributeError)
+
+
+def is_redis_connection_race(exc: BaseException) -> bool:
+    """An AttributeError raised inside redis-py's connection code on a connection that another
+    task closed: a connection failure, not a bug of ours."""
+    if not isinstance(exc, AttributeError):
+        return False
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    return last is not None and last.tb_frame.f_code.co_filename.replace("\\", "/").endswith(
+        _REDIS_CONNECTION_MODULE
+    )
+
+
 async def until_it_succeeds(
     operation: Callable[[], Awaitable[T]],
     *,
@@ -57,7 +80,9 @@ async def until_it_succeeds(
     while True:
         try:
             return await operation()
-        except TRANSIENT_ERRORS as exc:
+        except _RETRIED as exc:
+            if isinstance(exc, AttributeError) and not is_redis_connection_race(exc):
+                raise
             attempt += 1
             log.warning(
                 "retrying",
