@@ -158,7 +158,6 @@ def ensure_topics(
         **kafka_python_security(security),
     )
     requested = list(topics)
-    created: list[str] = []
     # A broker that has just (re)started answers before its controller unfences it, and refuses
     # new topics meanwhile ("All brokers are currently fenced"): a CI run's fault scenario failed
     # on exactly that right after restarting its broker. Retry that for a while.
@@ -177,14 +176,14 @@ def ensure_topics(
                     NewTopic(topic.name, topic.partitions, replicas, topic_configs=configs)
                 )
             if not wanted:
-                return created
+                return []
             try:
                 admin.create_topics(wanted)
             except TopicAlreadyExistsError:
                 # Another process made some of them: list again and create the rest (until the
                 # deadline: the listing can lag behind a creation for a moment).
                 if time.monotonic() > deadline:
-                    return created
+                    return []
                 time.sleep(_FENCED_RETRY_S)
                 continue
             except InvalidReplicationFactorError:
@@ -192,8 +191,7 @@ def ensure_topics(
                     raise
                 time.sleep(_FENCED_RETRY_S)
                 continue
-            created += [t.name for t in wanted]
-            return created
+            return [t.name for t in wanted]
     finally:
         admin.close()
 

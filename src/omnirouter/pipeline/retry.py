@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -51,16 +52,10 @@ _RETRIED: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, AttributeError)
 def is_redis_connection_race(exc: BaseException) -> bool:
     """An AttributeError raised inside redis-py's connection code on a connection that another
     task closed: a connection failure, not a bug of ours."""
-    if not isinstance(exc, AttributeError):
+    if not isinstance(exc, AttributeError) or exc.__traceback__ is None:
         return False
-    tb = exc.__traceback__
-    last = None
-    while tb is not None:
-        last = tb
-        tb = tb.tb_next
-    return last is not None and last.tb_frame.f_code.co_filename.replace("\\", "/").endswith(
-        _REDIS_CONNECTION_MODULE
-    )
+    where = traceback.extract_tb(exc.__traceback__)[-1].filename
+    return where.replace("\\", "/").endswith(_REDIS_CONNECTION_MODULE)
 
 
 async def until_it_succeeds(

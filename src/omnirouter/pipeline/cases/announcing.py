@@ -7,7 +7,6 @@ build one customer's announcements while Redis applies the next customers' entri
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ import orjson
 from omnirouter.events import CaseContext, DeadLetter
 from omnirouter.logs import get_logger
 from omnirouter.pipeline.cases.operations import case_contexts, describe_update
+from omnirouter.pipeline.cases.snapshot import uuid_or_none
 from omnirouter.pipeline.cases.store import CustomerUpdate
 from omnirouter.pipeline.routing.batch import NewCase
 from omnirouter.pipeline.routing.requests import request_for_case, routing_due
@@ -114,13 +114,6 @@ def dead_entry(
         reason=reason[:2000],
         error_type=error_type,
         tenant=tenant,
-        causation_id=_uuid_or_none(entry.get("event_id")),
+        causation_id=uuid_or_none(entry.get("event_id")),
     )
     return Outgoing("deadletter", customer_id, letter)
-
-
-def _uuid_or_none(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None

@@ -95,7 +95,8 @@ def case_snapshot(doc: dict[str, Any]) -> CaseSnapshot:
     )
 
 
-def _uuid_or_none(value: Any) -> uuid.UUID | None:
+def uuid_or_none(value: Any) -> uuid.UUID | None:
+    """``value`` as a UUID, or None when it is not one."""
     try:
         return uuid.UUID(str(value))
     except ValueError:
@@ -123,7 +124,7 @@ def _status_change_fields(h: dict[str, Any]) -> dict[str, Any]:
         "to_status": h["to"],
         "at": _required_at(h["at"]),
         "reason": h.get("reason", ""),
-        "event_id": _uuid_or_none(h.get("event_id")),
+        "event_id": uuid_or_none(h.get("event_id")),
     }
 
 
