@@ -32,7 +32,7 @@ from omnirouter.connections import (
 from omnirouter.demo.session import DemoSession
 from omnirouter.devstack import DevStack, StackAddresses
 from omnirouter.devstack.network import free_port
-from omnirouter.devstack.processes import die_with_parent
+from omnirouter.devstack.processes import start_tied
 from omnirouter.errors import ServiceUnreachableError, StackError
 from omnirouter.events import CaseRouted, topic_spec
 from omnirouter.events.topics import TOPICS, topic_name
@@ -191,11 +191,8 @@ class Router:
     def _spawn(self, command: str, env: dict[str, str]) -> None:
         assert self._runtime_dir is not None
         ready = self._runtime_dir / f"{command}.ready"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "omnirouter.cli", command, "--ready-file", str(ready)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
+        process = start_tied(
+            [sys.executable, "-m", "omnirouter.cli", command, "--ready-file", str(ready)], env=env
         )
         self._children.append(_Child(command, process, ready))
 

@@ -17,7 +17,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from omnirouter.connections import create_producer, ensure_topics, wait_for_redis
 from omnirouter.devstack import StackAddresses
 from omnirouter.devstack.network import free_port
-from omnirouter.devstack.processes import die_with_parent
+from omnirouter.devstack.processes import start_tied
 from omnirouter.errors import ServiceUnreachableError
 from omnirouter.runtime import catalogue_topics
 from omnirouter.security import redis_client_options
@@ -50,13 +50,8 @@ def acl_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         f"user omnirouter on >{ACL_PASSWORD} ~omni:* ~{{omni:* &* +@all\n"
     )
     with (where / "redis.log").open("wb") as log:
-        server = subprocess.Popen(
-            ["redis-server", str(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,  # the test's redis-server must not outlive it
-        )
+        # The test's redis-server must not outlive it.
+        server = start_tied(["redis-server", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
         eventually(lambda: server.poll() is not None or _answers(port), what="redis-server")
         assert server.poll() is None, (where / "redis.log").read_text()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omnirouter.devstack.processes import die_with_parent
+from omnirouter.devstack.processes import start_tied
 from omnirouter.errors import StackError
 
 __all__ = [
@@ -142,13 +142,11 @@ class RouterProcess:
         """
         ready = self._dir / "ready"
         log = (self._dir / "log").open("wb")
-        self._process = subprocess.Popen(
+        self._process = start_tied(
             [sys.executable, "-m", "omnirouter.cli", self.command, "--ready-file", str(ready)],
             env=self.env,
-            stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
         )
         log.close()
         deadline = time.monotonic() + timeout_s

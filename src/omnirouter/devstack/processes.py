@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ctypes
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 _PR_SET_PDEATHSIG = 1
 
@@ -20,9 +22,44 @@ _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 def die_with_parent() -> None:
     # Runs in the child between fork and exec: the kernel sends SIGTERM to the child when the
-    # process that started it exits, so a test run killed with SIGKILL leaves no JVM behind.
+    # thread that forked it exits, so a test run killed with SIGKILL leaves no JVM behind. Fork
+    # through ``start_tied`` so that thread lives as long as the process.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+# The parent-death signal follows the *thread* that forked the child, not its process (prctl(2),
+# PR_SET_PDEATHSIG): a server started from a short-lived thread (asyncio.to_thread, an executor)
+# got SIGTERM as soon as that thread ended. A CI run lost its restarted broker that way between
+# two fault scenarios. Every tied child is forked by this one thread, which lives until the
+# process exits.
+_FORKER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tied-forker")
+
+
+def start_tied(
+    argv: Sequence[str],
+    *,
+    stdout: IO[bytes] | int | None = None,
+    stderr: IO[bytes] | int | None = None,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    start_new_session: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start a child that gets SIGTERM when this process exits, from whichever thread asks."""
+
+    def fork() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=start_new_session,
+            preexec_fn=die_with_parent,
+        )
+
+    return _FORKER.submit(fork).result()
 
 
 def spawn(
@@ -36,16 +73,20 @@ def spawn(
     """Start a server in its own session with its output in ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent if tie_to_parent else None,
-        )
+        if tie_to_parent:
+            process = start_tied(
+                argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        else:
+            process = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
     _CHILDREN[process.pid] = process
     return process
 

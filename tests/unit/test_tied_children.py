@@ -1,0 +1,97 @@
+"""Children started with ``start_tied`` get SIGTERM when this process exits, and only then: not
+when the thread that asked for them ends (the kernel's parent-death signal follows the forking
+thread, and a broker restarted from ``asyncio.to_thread`` was stopped that way in CI)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from omnirouter.devstack.processes import start_tied
+from support.waiting import eventually
+
+# The child blocks SIGTERM, so a parent-death signal stays pending where /proc shows it.
+_BLOCKS_SIGTERM = (
+    "import signal, sys, time\n"
+    "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})\n"
+    "open(sys.argv[1], 'w').close()\n"
+    "time.sleep(300)\n"
+)
+
+
+def _pending_signals(pid: int) -> int:
+    """Signals sent to ``pid`` and not delivered yet (process-wide and thread-directed)."""
+    pending = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("ShdPnd:", "SigPnd:")):
+            pending |= int(line.split()[1], 16)
+    return pending
+
+
+def test_a_child_started_from_a_thread_that_ends_is_not_sent_sigterm(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    release = threading.Event()
+    started: dict[str, subprocess.Popen[bytes]] = {}
+    native_ids: list[int] = []
+
+    def short_lived() -> None:
+        native_ids.append(threading.get_native_id())
+        started["child"] = start_tied([sys.executable, "-c", _BLOCKS_SIGTERM, str(ready)])
+        release.wait(timeout=60)
+
+    thread = threading.Thread(target=short_lived)
+    thread.start()
+    eventually(lambda: "child" in started and ready.exists(), what="the child to block SIGTERM")
+    child = started["child"]
+    try:
+        release.set()
+        thread.join(timeout=60)
+        # The kernel sends the parent-death signal while the thread exits, before its task
+        # leaves /proc: once it is gone, a signal sent on its account is pending in the child.
+        eventually(
+            lambda: not Path(f"/proc/self/task/{native_ids[0]}").exists(),
+            what="the starting thread to be gone",
+        )
+        assert child.poll() is None
+        assert not _pending_signals(child.pid) & (1 << (signal.SIGTERM - 1))
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+
+
+def test_a_tied_child_is_sent_sigterm_when_its_process_exits(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    parent = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, threading\n"
+            "from omnirouter.devstack.processes import start_tied\n"
+            "def start():\n"
+            "    child = start_tied([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+            "    open(sys.argv[1], 'w').write(str(child.pid))\n"
+            "t = threading.Thread(target=start)\n"
+            "t.start()\n"
+            "t.join()\n",
+            str(pid_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert parent.returncode == 0, parent.stderr
+    child = int(pid_file.read_text())
+    # The child is not ours to reap: it is gone once /proc no longer lists it as alive.
+    eventually(lambda: _gone(child), what="the orphaned child to be terminated")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in {"Z", "X"}
