@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -26,6 +28,37 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackAddresses]:
         yield addresses
     finally:
         running.__exit__(None, None, None)
+
+
+_FAILED = pytest.StashKey[bool]()
+# Where a failed scenario's process logs are kept: CI keeps test-artifacts/, and pytest's
+# temporary directories are gone by the time anyone reads a failure.
+FAILED_LOGS = Path("test-artifacts") / "failed-logs"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember whether the test itself failed, for fixtures that keep evidence then."""
+    report = yield
+    if report.when == "call" and report.failed:
+        item.stash[_FAILED] = True
+    return report
+
+
+@pytest.fixture
+def keep_logs_if_failed(request: pytest.FixtureRequest) -> Callable[[Path], None]:
+    """Call with a directory of process logs at teardown: copied to test-artifacts/ when the
+    test failed, so a rare failure in CI can still be read afterwards."""
+
+    def keep(logs: Path) -> None:
+        if request.node.stash.get(_FAILED, False) and logs.is_dir():
+            target = FAILED_LOGS / re.sub(r"[^\w.-]+", "-", request.node.nodeid)
+            shutil.copytree(logs, target, dirs_exist_ok=True)
+            print(f"logs of the failed test kept in {target}")
+
+    return keep
 
 
 def _slug(text: str) -> str:

@@ -57,7 +57,11 @@ def kafka_cluster(cluster_stack: DevStack) -> KafkaCluster:
 
 @pytest.fixture
 def cluster_run(
-    cluster_stack: DevStack, kafka_cluster: KafkaCluster, unique_id: str, tmp_path: Path
+    cluster_stack: DevStack,
+    kafka_cluster: KafkaCluster,
+    unique_id: str,
+    tmp_path: Path,
+    keep_logs_if_failed: Callable[[Path], None],
 ) -> Iterator[FaultRun]:
     """A router of this scenario's own on the cluster stack: the catalogue's topics (its
     partition counts, 3 replicas, min ISR 2) and keys under a private prefix in the Redis
@@ -79,6 +83,7 @@ def cluster_run(
         yield run
     finally:
         run.close()
+        keep_logs_if_failed(run.logs)
 
 
 @pytest.fixture

@@ -128,6 +128,7 @@ class Audit:
     producer: PacedProducer
     result: Reconciliation
     sequences: dict[str, list[int]]
+    explanation: str
 
     @property
     def disorder(self) -> dict[str, list[int]]:
@@ -161,7 +162,7 @@ class Audit:
     def assert_exactly_once_in_order(self) -> None:
         """Nothing lost or duplicated, every acknowledged event seen by the order check, and
         every customer's messages in the order they were produced."""
-        assert (self.result.lost, self.result.duplicated) == (0, 0), self.result.describe()
+        assert (self.result.lost, self.result.duplicated) == (0, 0), self.explanation
         checked = sum(len(s) for s in self.sequences.values())
         assert checked == len(self.producer.acknowledged), f"order checked on {checked} events"
         shown = dict(list(self.disorder.items())[:3])
@@ -172,4 +173,5 @@ def audit(run: FaultRun, producer: PacedProducer, *, drain_timeout_s: float = 12
     """Wait until the group committed everything, then reconcile Redis and cases.routed."""
     run.wait_drained(timeout_s=drain_timeout_s)
     result = run.reconcile(producer.acknowledged)
-    return Audit(producer, result, timeline_sequences(run, producer.acknowledged))
+    sequences = timeline_sequences(run, producer.acknowledged)
+    return Audit(producer, result, sequences, run.explain(result))

@@ -40,7 +40,10 @@ def fault_stack(
 
 @pytest.fixture
 def fault_run(
-    fault_stack: tuple[DevStack, StackAddresses], unique_id: str, tmp_path: Path
+    fault_stack: tuple[DevStack, StackAddresses],
+    unique_id: str,
+    tmp_path: Path,
+    keep_logs_if_failed: Callable[[Path], None],
 ) -> Iterator[FaultRun]:
     """A router of this scenario's own on the fault stack; its processes stop afterwards."""
     stack, addresses = fault_stack
@@ -52,6 +55,7 @@ def fault_run(
         yield run
     finally:
         run.close()
+        keep_logs_if_failed(run.logs)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 import redis
 from kafka.errors import KafkaError
 
@@ -26,6 +27,8 @@ from support.waiting import eventually
 
 # The topics whose committed offsets say the pipeline has processed everything given to it.
 PIPELINE_INPUTS = ("interactions.inbound", "interactions.resolved")
+# Lost events traced through the topics in a failure message (reading the topics is slow).
+_TRACED = 10
 
 
 @dataclass
@@ -95,6 +98,38 @@ class FaultRun:
         """Lost and duplicated events and routings, from Redis and cases.routed."""
         routed = self.probe.read_all(self.topic("cases.routed"))
         return reconcile(self.redis, self.redis_prefix, acknowledged, routed)
+
+    def explain(self, result: Reconciliation) -> str:
+        """The reconciliation for an assertion message, with how far the lost events got."""
+        if not result.lost_events:
+            return result.describe()
+        traced = result.lost_events[:_TRACED]
+        return f"{result.describe()}; where they stopped: {self.where_lost(traced)}"
+
+    def where_lost(self, event_ids: Sequence[str]) -> str:
+        """How far each lost event got: its record on the inbound topic, and on the resolved
+        topic if identity published it, with the group's committed offset on each partition.
+
+        A loss has several possible causes (a write Kafka acknowledged and lost, identity
+        committing past an event, the case stage committing past one); this says which."""
+        wanted = set(event_ids)
+        lines = []
+        for key, event_id_of in (
+            ("interactions.inbound", lambda v: v["event_id"]),
+            ("interactions.resolved", lambda v: v["interaction"]["event_id"]),
+        ):
+            topic = self.topic(key)
+            committed = self.probe.committed(topic)
+            found: dict[str, list[str]] = {}
+            for partition, offset, value in self.probe.read_records(topic):
+                event_id = event_id_of(orjson.loads(value))
+                if event_id in wanted:
+                    found.setdefault(event_id, []).append(f"p{partition}@{offset}")
+            lines.append(
+                f"{key} (committed {committed}): "
+                + ", ".join(f"{e[:8]} {found.get(e, ['absent'])}" for e in event_ids)
+            )
+        return "; ".join(lines)
 
     def close(self) -> None:
         """Stop the processes (SIGTERM) and close the clients."""

@@ -168,4 +168,4 @@ async def test_broker_restart_answers_503_and_loses_nothing_acknowledged(
     assert len(outages) == size.faults
     assert worker.alive and gateway.alive, "a router process died with the broker down"
     assert inside and {d.status for d in inside} == {503}, "a 2xx while the broker was down"
-    assert (result.lost, result.duplicated) == (0, 0), result.describe()
+    assert (result.lost, result.duplicated) == (0, 0), fault_run.explain(result)

@@ -110,4 +110,4 @@ def test_redis_restart_pauses_workers_and_loses_nothing(
     )
     assert worker.alive and worker.starts == 1, "the worker had to be restarted"
     assert len(producer.acknowledged) == size.events, f"{producer.refused} writes refused"
-    assert (result.lost, result.duplicated) == (0, 0), result.describe()
+    assert (result.lost, result.duplicated) == (0, 0), fault_run.explain(result)

@@ -63,4 +63,4 @@ def test_sigkilled_worker_loses_and_duplicates_nothing(
     assert kills == size.faults
     assert len(producer.acknowledged) == size.events, f"{producer.refused} writes refused"
     assert result.customers == size.customers
-    assert (result.lost, result.duplicated) == (0, 0), result.describe()
+    assert (result.lost, result.duplicated) == (0, 0), fault_run.explain(result)
