@@ -16,13 +16,30 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import redis
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import InvalidReplicationFactorError, KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    AuthorizationError,
+    IllegalSaslStateError,
+    InvalidReplicationFactorError,
+    KafkaError,
+    SaslAuthenticationFailedError,
+    TopicAlreadyExistsError,
+    UnsupportedSaslMechanismError,
+)
 
 from omnirouter.errors import ServiceUnreachableError
 from omnirouter.security import kafka_python_security, redis_sync_client
 
 if TYPE_CHECKING:
     from omnirouter.settings import KafkaSettings, RedisSettings
+
+
+# Answers that waiting does not change: wrong credentials or a mechanism the broker lacks.
+_REFUSED = (
+    SaslAuthenticationFailedError,
+    UnsupportedSaslMechanismError,
+    IllegalSaslStateError,
+    AuthorizationError,
+)
 
 
 def _first_answering(servers: Iterable[str], timeout_s: float) -> str | None:
@@ -47,7 +64,8 @@ def wait_for_kafka(
     """Return once a broker answers a metadata request (authenticated with ``security``).
 
     Raises:
-        ServiceUnreachableError: no broker answered within ``timeout_s``.
+        ServiceUnreachableError: no broker answered within ``timeout_s``, or one refused our
+            credentials (at once).
     """
     servers = [s.strip() for s in bootstrap_servers.split(",")]
     if _first_answering(servers, timeout_s) is None:
@@ -55,23 +73,36 @@ def wait_for_kafka(
             f"Kafka broker at {bootstrap_servers} did not answer within {timeout_s:g} s "
             "(set OMNIROUTER_KAFKA__BOOTSTRAP_SERVERS, or leave it unset to use devstack)"
         )
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=servers,
-            client_id="omnirouter-check",
-            request_timeout_ms=int(timeout_s * 1000),
-            bootstrap_timeout_ms=int(timeout_s * 1000),
-            **kafka_python_security(security),
-        )
+    # In a cluster, the client may ask a broker that is down but still listed in the metadata
+    # (until the controller fences it): a worker restarted during one broker's outage failed
+    # here at once. Ask again until the deadline; only then is the cluster unreachable.
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = max(1.0, deadline - time.monotonic())
         try:
-            admin.describe_cluster()
-        finally:
-            admin.close()
-    except (KafkaError, OSError) as exc:
-        raise ServiceUnreachableError(
-            f"Kafka at {bootstrap_servers} accepted a connection but did not answer as a "
-            f"broker: {type(exc).__name__}: {exc}"
-        ) from None
+            _describe_cluster(servers, remaining, security)
+            return
+        except (KafkaError, OSError) as exc:
+            if isinstance(exc, _REFUSED) or time.monotonic() >= deadline:
+                raise ServiceUnreachableError(
+                    f"Kafka at {bootstrap_servers} accepted a connection but did not answer as "
+                    f"a broker: {type(exc).__name__}: {exc}"
+                ) from None
+        time.sleep(0.2)
+
+
+def _describe_cluster(servers: list[str], timeout_s: float, security: KafkaSettings | None) -> None:
+    admin = KafkaAdminClient(
+        bootstrap_servers=servers,
+        client_id="omnirouter-check",
+        request_timeout_ms=int(timeout_s * 1000),
+        bootstrap_timeout_ms=int(timeout_s * 1000),
+        **kafka_python_security(security),
+    )
+    try:
+        admin.describe_cluster()
+    finally:
+        admin.close()
 
 
 def wait_for_redis(url: str, *, timeout_s: float, security: RedisSettings | None = None) -> None:
