@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from faust.types import TP
+from structlog.testing import capture_logs
 
 from omnirouter.pipeline.app import FETCH_MAX_WAIT_MS, create_app
 
@@ -40,3 +42,21 @@ async def test_the_worker_consumer_holds_a_fetch_at_most_a_tenth_of_a_second() -
     finally:
         await consumer.stop()
         thread.thread_loop.close()  # the consumer thread's own loop, never started here
+
+
+async def test_offsets_a_fetch_skipped_are_logged_as_an_error_before_faust_commits_them() -> None:
+    # faust treats a jump in fetched offsets as transaction markers or compacted records and
+    # counts the offsets in between as processed; the pipeline's topics have neither, so such a
+    # jump is records about to be committed unseen, and must not pass silently.
+    app = create_app("gap-test", "127.0.0.1:9")
+    tp = TP("omnirouter.interactions.inbound", 2)
+    try:
+        with capture_logs() as logs:
+            await app.consumer._add_gap(tp, 5, 9)
+    finally:
+        app.consumer._thread.thread_loop.close()  # the consumer thread's loop, never started
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert [(e["topic"], e["partition"], e["first"], e["last"]) for e in errors] == [
+        ("omnirouter.interactions.inbound", 2, 5, 9)
+    ]
+    assert app.consumer._gap[tp].span() == 5  # faust's own bookkeeping is unchanged

@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING, Any
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from omnirouter.logs import get_logger
 from omnirouter.security import faust_broker_credentials
 
 if TYPE_CHECKING:
     from omnirouter.settings import KafkaSettings
+
+log = get_logger(__name__)
 
 
 def create_app(
@@ -99,6 +102,19 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        # faust counts offsets a fetch skipped as processed (they are transaction markers or
+        # compacted records elsewhere). The pipeline's topics have neither, so a gap here means
+        # records this worker never saw are about to be committed: say so, loudly, with where.
+        log.error(
+            "the consumer skipped offsets that will be committed unprocessed",
+            topic=tp.topic,
+            partition=tp.partition,
+            first=offset_from,
+            last=offset_to,
+        )
+        await super()._add_gap(tp, offset_from, offset_to)
 
 
 class _Transport(faust_aiokafka.Transport):
