@@ -107,8 +107,9 @@ class FaultRun:
         return f"{result.describe()}; where they stopped: {self.where_lost(traced)}"
 
     def where_lost(self, event_ids: Sequence[str]) -> str:
-        """How far each lost event got: its record on the inbound topic, and on the resolved
-        topic if identity published it, with the group's committed offset on each partition.
+        """How far each lost event got: its record on the inbound topic (with its text, which
+        numbers it in production order), and on the resolved topic if identity published it,
+        with the group's committed offset on each partition.
 
         A loss has several possible causes (a write Kafka acknowledged and lost, identity
         committing past an event, the case stage committing past one); this says which."""
@@ -122,9 +123,12 @@ class FaultRun:
             committed = self.probe.committed(topic)
             found: dict[str, list[str]] = {}
             for partition, offset, value in self.probe.read_records(topic):
-                event_id = event_id_of(orjson.loads(value))
+                record = orjson.loads(value)
+                event_id = event_id_of(record)
                 if event_id in wanted:
-                    found.setdefault(event_id, []).append(f"p{partition}@{offset}")
+                    text = (record.get("content") or {}).get("text", "")
+                    where = f"p{partition}@{offset}" + (f" {text!r}" if text else "")
+                    found.setdefault(event_id, []).append(where)
             lines.append(
                 f"{key} (committed {committed}): "
                 + ", ".join(f"{e[:8]} {found.get(e, ['absent'])}" for e in event_ids)
