@@ -13,6 +13,7 @@ from typing import Any
 
 from omnirouter.devstack import StackAddresses
 from omnirouter.devstack.network import free_port
+from omnirouter.devstack.processes import start_tied
 from support.waiting import eventually
 
 ADMIN_TOKEN = "faults-admin-token"
@@ -86,7 +87,9 @@ class RouterProcess:
         }
         self._ready.unlink(missing_ok=True)
         with self.log_path.open("ab") as out:
-            self._process = subprocess.Popen(
+            # Tied to this process: a test run killed half-way (a CI timeout) leaves no worker
+            # behind to spin against a stack that is gone and skew whatever runs next.
+            self._process = start_tied(
                 [
                     sys.executable,
                     "-m",
@@ -99,7 +102,6 @@ class RouterProcess:
                 cwd=self.log_path.parent,  # faust keeps an app data directory in its cwd
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
             )
         self.starts += 1
         process = self._process
@@ -117,17 +119,17 @@ class RouterProcess:
         self._process.send_signal(signal.SIGKILL)
         self._process.wait(timeout=30)
 
-    def stop(self) -> None:
-        """SIGTERM and wait for a clean exit (SIGKILL after a minute)."""
+    def stop(self) -> int | None:
+        """SIGTERM and wait for it to exit (SIGKILL after a minute); returns its exit status."""
         if self._process is None:
-            return
+            return None
         if self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)
         try:
-            self._process.wait(timeout=60)
+            return self._process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self._process.kill()
-            self._process.wait(timeout=10)
+            return self._process.wait(timeout=10)
 
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the process's log, for failure messages."""
