@@ -468,6 +468,7 @@ def _long_running(command: str, settings: Settings, ready_file: Path | None) -> 
     from omnirouter.gc_tuning import tune_for_long_running
     from omnirouter.pipeline.routing.loader import rules_from_settings
     from omnirouter.runtime import connect_services
+    from omnirouter.stopping import exit_unless_stopped_within
 
     rules_from_settings(settings.routing.rules_file)  # a bad rules file stops us here
 
@@ -478,8 +479,14 @@ def _long_running(command: str, settings: Settings, ready_file: Path | None) -> 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def request_stop() -> None:
+            if not stop.is_set():
+                stop.set()
+                exit_unless_stopped_within(settings.ops.stop_deadline_s)
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, request_stop)
         await body(settings, addresses, stop, ready_file)
 
     asyncio.run(main())

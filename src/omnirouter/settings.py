@@ -296,7 +296,7 @@ class DesktopSettings(_Section):
 
 
 class OpsSettings(_Section):
-    """Metrics, the lag monitor and the /ops dashboard."""
+    """Metrics, the lag monitor, the /ops dashboard, and how long a stop may take."""
 
     worker_metrics_port: int = Field(
         default=9464,
@@ -310,6 +310,13 @@ class OpsSettings(_Section):
     )
     lag_groups: tuple[str, ...] = Field(
         default=(), description="Consumer groups to watch; empty: every group on the cluster."
+    )
+    stop_deadline_s: float = Field(
+        default=90.0,
+        gt=0,
+        le=3600,
+        description="After SIGTERM/SIGINT, how long `worker` and `serve` may finish in-flight "
+        "work before they exit anyway (a hung broker or Redis must not keep them running).",
     )
 
 

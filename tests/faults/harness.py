@@ -73,10 +73,11 @@ class FaultRun:
         """The full name of a catalogue topic in this run."""
         return topic_spec(key).name(self.prefix)
 
-    def process(self, command: str) -> RouterProcess:
-        """An ``omnirouter worker|serve`` of this run, started."""
+    def process(self, command: str, **settings: str) -> RouterProcess:
+        """An ``omnirouter worker|serve`` of this run, started (``settings``: more environment
+        variables, ``OMNIROUTER_…``)."""
         env = router_environment(self.addresses, prefix=self.prefix, redis_prefix=self.redis_prefix)
-        process = RouterProcess(command, env, self.logs)
+        process = RouterProcess(command, env | settings, self.logs)
         self.processes.append(process)
         process.start()
         return process

@@ -6,8 +6,12 @@ pids and ports, so a later ``down`` or ``status`` (another process) finds them a
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -141,6 +145,19 @@ class DevStack:
             tie_to_parent=self._tie_to_parent,
         )
         self._write_state(redis=redis, kafka=restarted)
+
+    @contextlib.contextmanager
+    def kafka_hung(self) -> Iterator[None]:
+        """The broker keeps its connections but answers nothing (SIGSTOP), as on a frozen
+        machine or across a network partition; it carries on afterwards (fault tests)."""
+        kafka, _ = self._read_state()
+        if kafka is None or not kafka.is_running():
+            raise StackError("the devstack's broker is not running")
+        os.kill(kafka.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(kafka.pid, signal.SIGCONT)
 
     def stop_redis(self) -> None:
         """Stop only redis-server (SIGTERM: it flushes its AOF), keeping its data directory."""

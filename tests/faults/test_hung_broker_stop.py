@@ -1,0 +1,48 @@
+"""SIGTERM a worker while its broker hangs (SIGSTOP: connections stay open, nothing is
+answered, as on a frozen machine or across a partition): it exits at its stop deadline instead
+of running on, and a new worker then processes everything, nothing lost or duplicated."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from faults.harness import FaultRun, PacedProducer, sms_traffic
+from omnirouter.stopping import EXIT_STOP_DEADLINE
+from support.waiting import eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+EVENTS = 60
+HANG_AFTER = 30  # events written before the broker hangs
+
+
+def test_a_worker_stopped_while_the_broker_hangs_exits_at_its_deadline(
+    fault_run: FaultRun,
+) -> None:
+    worker = fault_run.process("worker", OMNIROUTER_OPS__STOP_DEADLINE_S="5")
+    producer = PacedProducer(
+        fault_run, sms_traffic(10, EVENTS, random.Random(EVENTS)), hold_at=[HANG_AFTER]
+    )
+    producer.start()
+    eventually(lambda: producer.held_at(HANG_AFTER), what=f"{HANG_AFTER} events written")
+    resolved = fault_run.topic("interactions.resolved")
+    eventually(
+        lambda: fault_run.probe.total(resolved) >= HANG_AFTER // 2,
+        what="the worker to be processing",
+    )
+    with fault_run.stack.kafka_hung():
+        status = worker.stop()
+    # Not the harness's SIGKILL after a minute (-9), nor a clean stop (0): the deadline.
+    assert status == EXIT_STOP_DEADLINE, worker.log_tail()
+    assert "did not stop within the deadline" in worker.log_tail()
+
+    producer.release()
+    fault_run.process("worker")
+    producer.finish()
+    fault_run.wait_drained(timeout_s=120)
+    result = fault_run.reconcile(producer.acknowledged)
+    assert len(producer.acknowledged) == EVENTS, f"{producer.refused} writes refused"
+    assert (result.lost, result.duplicated) == (0, 0), fault_run.explain(result)
+
