@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.errors import KafkaConnectionError
+from kafka.errors import KafkaConnectionError, KafkaError
 
 from support.waiting import eventually
 
@@ -63,8 +63,14 @@ class TopicProbe:
         }
 
     def drained(self, *topics: str, group: str = PIPELINE_GROUP) -> bool:
-        """True when ``group`` committed up to the end of every partition of ``topics``."""
-        return all(self.committed(t, group) == self.end_offsets(t) for t in topics)
+        """True when ``group`` committed up to the end of every partition of ``topics``; False
+        while the broker cannot say yet (its group coordinator is loading after a restart)."""
+        try:
+            return all(self.committed(t, group) == self.end_offsets(t) for t in topics)
+        except KafkaError as exc:
+            if exc.retriable:
+                return False
+            raise
 
     def read_all(self, topic: str, *, timeout_s: float = 60.0) -> list[bytes]:
         """Every record value of ``topic``, from the beginning up to its current end."""

@@ -1,6 +1,8 @@
-"""SIGTERM a worker while its broker hangs (SIGSTOP: connections stay open, nothing is
-answered, as on a frozen machine or across a partition): it exits at its stop deadline instead
-of running on, and a new worker then processes everything, nothing lost or duplicated."""
+"""A broker that hangs (SIGSTOP: connections stay open, nothing is answered, as on a frozen
+machine or across a partition). Longer than the produce timeout, a worker's sends fail: they are
+retried until the broker answers again, and nothing goes to the dead-letter topic. A worker
+SIGTERMed meanwhile exits at its stop deadline instead of running on, and a new worker then
+processes everything. Nothing is lost or duplicated either way."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import pytest
 
 from faults.harness import FaultRun, PacedProducer, sms_traffic
 from omnirouter.stopping import EXIT_STOP_DEADLINE
+from support.faults import logged_retries
 from support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -46,3 +49,28 @@ def test_a_worker_stopped_while_the_broker_hangs_exits_at_its_deadline(
     assert len(producer.acknowledged) == EVENTS, f"{producer.refused} writes refused"
     assert (result.lost, result.duplicated) == (0, 0), fault_run.explain(result)
 
+
+def test_sends_failing_on_a_hung_broker_are_retried_not_dead_lettered(fault_run: FaultRun) -> None:
+    worker = fault_run.process("worker")
+    producer = PacedProducer(
+        fault_run, sms_traffic(10, EVENTS, random.Random(EVENTS + 1)), hold_at=[HANG_AFTER]
+    )
+    producer.start()
+    eventually(lambda: producer.held_at(HANG_AFTER), what=f"{HANG_AFTER} events written")
+    with fault_run.stack.kafka_hung():
+        # Until a send has failed for good in faust's eyes (30 s: the produce timeout): what
+        # used to send the whole batch to the dead-letter topic.
+        eventually(
+            lambda: any(
+                str(r.get("error", "")).startswith("ProducerSendError")
+                for r in logged_retries(worker.log_path, prefix="")
+            ),
+            timeout_s=120,
+            what="a send on the hung broker to fail and be retried",
+        )
+    producer.release()
+    producer.finish()
+    fault_run.wait_drained(timeout_s=180)
+    result = fault_run.reconcile(producer.acknowledged)
+    letters = fault_run.probe.total(fault_run.topic("deadletter"))
+    assert (result.lost, result.duplicated, letters) == (0, 0, 0), fault_run.explain(result)

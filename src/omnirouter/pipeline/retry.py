@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import redis.exceptions
+from faust.exceptions import ProducerSendError
 from kafka.errors import KafkaError as KafkaPythonError
 
 from omnirouter.logs import get_logger
@@ -46,7 +47,6 @@ except ImportError:  # pragma: no cover - aiokafka always comes with faust-strea
 # fails with AttributeError ("'NoneType' object has no attribute 'writelines'") instead of a
 # ConnectionError. Seen in CI during a master kill: the batch went to the dead-letter topic.
 _REDIS_CONNECTION_MODULE = "redis/asyncio/connection.py"
-_RETRIED: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, AttributeError)
 
 
 def is_redis_connection_race(exc: BaseException) -> bool:
@@ -56,6 +56,16 @@ def is_redis_connection_race(exc: BaseException) -> bool:
         return False
     where = traceback.extract_tb(exc.__traceback__)[-1].filename
     return where.replace("\\", "/").endswith(_REDIS_CONNECTION_MODULE)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that passes by itself: worth retrying, never worth a dead letter."""
+    if isinstance(exc, TRANSIENT_ERRORS) or is_redis_connection_race(exc):
+        return True
+    # faust wraps its producer's errors ("Error while sending: ..."). A broker that hung for
+    # longer than the produce timeout surfaced as one, caused by aiokafka's
+    # UnknownTopicOrPartitionError, and the whole batch went to the dead-letter topic.
+    return isinstance(exc, ProducerSendError) and isinstance(exc.__cause__, TRANSIENT_ERRORS)
 
 
 async def until_it_succeeds(
@@ -75,8 +85,8 @@ async def until_it_succeeds(
     while True:
         try:
             return await operation()
-        except _RETRIED as exc:
-            if isinstance(exc, AttributeError) and not is_redis_connection_race(exc):
+        except Exception as exc:
+            if not is_transient(exc):
                 raise
             attempt += 1
             log.warning(

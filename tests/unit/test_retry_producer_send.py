@@ -1,0 +1,52 @@
+"""faust wraps its producer's failures in ProducerSendError: one caused by a broker that did not
+answer in time is retried like the Kafka error inside it, not dead-lettered; one caused by
+anything else still surfaces at once."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka.errors import UnknownTopicOrPartitionError
+from faust.exceptions import ProducerSendError
+
+from omnirouter.pipeline.retry import until_it_succeeds
+
+
+def _send_failure(cause: Exception) -> ProducerSendError:
+    # As faust's aiokafka Producer.send raises it ("Error while sending: ...").
+    try:
+        try:
+            raise cause
+        except Exception as exc:
+            raise ProducerSendError(f"Error while sending: {exc!r}") from exc
+    except ProducerSendError as wrapped:
+        return wrapped
+
+
+async def test_a_send_that_timed_out_on_a_hung_broker_is_retried() -> None:
+    # aiokafka gives up waiting for the topic's metadata after the produce timeout.
+    attempts = 0
+
+    async def operation() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:
+            raise _send_failure(UnknownTopicOrPartitionError())
+        return "published"
+
+    result = await until_it_succeeds(
+        operation, what="test", max_backoff_s=0.01, first_backoff_s=0.001
+    )
+    assert (result, attempts) == ("published", 3)
+
+
+async def test_a_send_failure_with_any_other_cause_surfaces_at_once() -> None:
+    attempts = 0
+
+    async def operation() -> None:
+        nonlocal attempts
+        attempts += 1
+        raise _send_failure(ValueError("bad record"))
+
+    with pytest.raises(ProducerSendError):
+        await until_it_succeeds(operation, what="test", max_backoff_s=0.01)
+    assert attempts == 1
