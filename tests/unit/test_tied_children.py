@@ -4,6 +4,7 @@ thread, and a broker restarted from ``asyncio.to_thread`` was stopped that way i
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -95,3 +96,31 @@ def _gone(pid: int) -> bool:
     except OSError:
         return True
     return state in {"Z", "X"}
+
+
+def test_a_forked_copy_of_the_process_can_start_tied_children() -> None:
+    # The forking thread does not survive os.fork(): a forked copy gets one of its own instead
+    # of queueing forever for a thread that is not there.
+    start_tied([sys.executable, "-c", "pass"]).wait(timeout=30)  # this process's thread exists
+    pid = os.fork()
+    if pid == 0:  # the copy reports through its exit status only
+        status = 1
+        try:
+            status = start_tied([sys.executable, "-c", "pass"]).wait(timeout=30)
+        finally:
+            os._exit(status)
+    ended: list[int] = []
+
+    def copy_ended() -> bool:
+        found, status = os.waitpid(pid, os.WNOHANG)
+        if found:
+            ended.append(os.waitstatus_to_exitcode(status))
+        return bool(found)
+
+    try:
+        eventually(copy_ended, timeout_s=60, what="the forked copy to start a tied child")
+    finally:
+        if not ended:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert ended == [0]

@@ -6,8 +6,10 @@ import concurrent.futures
 import contextlib
 import ctypes
 import os
+import queue
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -31,9 +33,42 @@ def die_with_parent() -> None:
 # The parent-death signal follows the *thread* that forked the child, not its process (prctl(2),
 # PR_SET_PDEATHSIG): a server started from a short-lived thread (asyncio.to_thread, an executor)
 # got SIGTERM as soon as that thread ended. A CI run lost its restarted broker that way between
-# two fault scenarios. Every tied child is forked by this one thread, which lives until the
-# process exits.
-_FORKER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tied-forker")
+# two fault scenarios. Every tied child is forked by one daemon thread per process, which lives
+# until the process itself exits (a daemon thread is not stopped at interpreter shutdown, so
+# tied children still end with the process, as when they were forked by the main thread).
+_Fork = Callable[[], "subprocess.Popen[bytes]"]
+_Request = tuple[_Fork, "concurrent.futures.Future[subprocess.Popen[bytes]]"]
+
+
+class _Forker:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._requests: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+
+    def run(self, fork: _Fork) -> subprocess.Popen[bytes]:
+        done: concurrent.futures.Future[subprocess.Popen[bytes]] = concurrent.futures.Future()
+        with self._lock:
+            if self._pid != os.getpid():  # first use, or a forked copy without the thread
+                self._pid = os.getpid()
+                self._requests = queue.SimpleQueue()
+                threading.Thread(
+                    target=_serve, args=(self._requests,), name="tied-forker", daemon=True
+                ).start()
+            self._requests.put((fork, done))
+        return done.result()
+
+
+def _serve(requests: queue.SimpleQueue[_Request]) -> None:
+    while True:
+        fork, done = requests.get()
+        try:
+            done.set_result(fork())
+        except BaseException as exc:  # handed to the caller, which raises it
+            done.set_exception(exc)
+
+
+_FORKER = _Forker()
 
 
 def start_tied(
@@ -59,7 +94,7 @@ def start_tied(
             preexec_fn=die_with_parent,
         )
 
-    return _FORKER.submit(fork).result()
+    return _FORKER.run(fork)
 
 
 def spawn(
