@@ -468,7 +468,7 @@ def _long_running(command: str, settings: Settings, ready_file: Path | None) -> 
     from omnirouter.gc_tuning import tune_for_long_running
     from omnirouter.pipeline.routing.loader import rules_from_settings
     from omnirouter.runtime import connect_services
-    from omnirouter.stopping import exit_unless_stopped_within
+    from omnirouter.stopping import end_process_now, exit_unless_stopped_within
 
     rules_from_settings(settings.routing.rules_file)  # a bad rules file stops us here
 
@@ -479,14 +479,20 @@ def _long_running(command: str, settings: Settings, ready_file: Path | None) -> 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        stopping = threading.Event()
 
-        def request_stop() -> None:
-            if not stop.is_set():
-                stop.set()
-                exit_unless_stopped_within(settings.ops.stop_deadline_s)
+        # Python-level handlers, not the loop's: the deadline must start even when the event
+        # loop is what is stuck. A second signal (Ctrl-C twice) ends the process at once.
+        def request_stop(signum: int, _frame: FrameType | None) -> None:
+            if stopping.is_set():
+                end_process_now(f"{signal.Signals(signum).name} while stopping")
+                return
+            stopping.set()
+            exit_unless_stopped_within(settings.ops.stop_deadline_s)
+            loop.call_soon_threadsafe(stop.set)
 
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, request_stop)
+            signal.signal(signum, request_stop)
         await body(settings, addresses, stop, ready_file)
 
     asyncio.run(main())

@@ -11,17 +11,26 @@ flight is processed again (idempotent on event_id), as after a SIGKILL.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from collections.abc import Callable
-
-from omnirouter.logs import get_logger
-
-log = get_logger(__name__)
 
 # As timeout(1) reports a command it had to end; distinct from a clean stop (0) and from the
 # CLI's errors (1-3, omnirouter.errors).
 EXIT_STOP_DEADLINE = 124
+
+
+def end_process_now(reason: str, *, exit_process: Callable[[int], object] = os._exit) -> None:
+    """Exit at once, without cleanup, as SIGKILL would: nothing more is acknowledged or committed.
+
+    One line straight to the standard error file descriptor, not through logging: the thread
+    that holds the logging or stdout lock may be the one that is stuck.
+    """
+    try:
+        os.write(2, f'{{"event": "exiting now: {reason}", "level": "error"}}\n'.encode())
+    except OSError:
+        pass
+    finally:
+        exit_process(EXIT_STOP_DEADLINE)
 
 
 def exit_unless_stopped_within(
@@ -32,17 +41,12 @@ def exit_unless_stopped_within(
     A timer thread rather than a task: the event loop may be the thing that is stuck. Daemonic,
     so a process that stops in time is not kept waiting for it.
     """
-
-    def expire() -> None:
-        log.error(
-            "did not stop within the deadline; exiting without finishing the work in flight",
-            deadline_s=deadline_s,
-        )
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-        exit_process(EXIT_STOP_DEADLINE)
-
-    timer = threading.Timer(deadline_s, expire)
+    timer = threading.Timer(
+        deadline_s,
+        end_process_now,
+        args=(f"did not stop within the deadline ({deadline_s:g} s)",),
+        kwargs={"exit_process": exit_process},
+    )
     timer.name = "stop-deadline"
     timer.daemon = True
     timer.start()

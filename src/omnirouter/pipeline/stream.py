@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,7 @@ from omnirouter.events.oversize import RECORD_FRAMING_BYTES, oversized_dead_lett
 from omnirouter.logs import get_logger
 from omnirouter.ops.metrics import count_published
 from omnirouter.pipeline.retry import until_it_succeeds
+from omnirouter.stopping import end_process_now
 
 log = get_logger(__name__)
 
@@ -24,8 +25,9 @@ FINISH_ON_STOP_S = 30.0
 
 # Kafka refuses a record over the producer's max_request_size (see pipeline.app) or the broker's
 # message.max.bytes (1 MiB + 12 by default). faust raises the first as ProducerSendError, which
-# crashes the agent; aiokafka reports the second as a KafkaError, which the retry loop treats as
-# transient. Either way one oversized record would stop the stream: it becomes a dead letter.
+# the retry loop does not retry (its cause is not retriable) and the batch would fail; aiokafka
+# reports the second as a KafkaError, which the retry loop treats as transient. Either way one
+# oversized record would stop the stream: it becomes a dead letter before it is sent.
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +39,25 @@ class Outgoing:
     event: EventEnvelope
 
 
-async def finish_even_if_stopping(batch_work: Awaitable[None]) -> None:
-    """Run a batch to completion even when the agent is cancelled meanwhile."""
+async def finish_even_if_stopping(
+    batch_work: Awaitable[None], *, end_process: Callable[[str], object] = end_process_now
+) -> None:
+    """Run a batch to completion even when the agent is cancelled meanwhile.
+
+    A batch still unfinished ``FINISH_ON_STOP_S`` after the cancellation ends the process
+    (``end_process``), as SIGKILL would. Giving up any other way would hand control back to
+    faust, which acks a take() batch when the agent leaves it and commits on stop: the events
+    never processed would be committed. (It used to raise TimeoutError, and the batch went to
+    the dead-letter topic.)
+    """
     task = asyncio.ensure_future(batch_work)
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
-        await asyncio.wait_for(task, timeout=FINISH_ON_STOP_S)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=FINISH_ON_STOP_S)
+        except TimeoutError:
+            end_process(f"a batch did not finish within {FINISH_ON_STOP_S:g} s of the stop")
         raise
 
 
