@@ -5,7 +5,13 @@ anything else still surfaces at once."""
 from __future__ import annotations
 
 import pytest
-from aiokafka.errors import UnknownTopicOrPartitionError
+from aiokafka.errors import (
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    ProducerClosed,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+)
 from faust.exceptions import ProducerSendError
 
 from omnirouter.pipeline.retry import until_it_succeeds
@@ -39,14 +45,38 @@ async def test_a_send_that_timed_out_on_a_hung_broker_is_retried() -> None:
     assert (result, attempts) == ("published", 3)
 
 
-async def test_a_send_failure_with_any_other_cause_surfaces_at_once() -> None:
+async def test_a_send_that_timed_out_in_the_producer_is_retried() -> None:
+    # aiokafka marks its KafkaTimeoutError not retriable; against a broker that answers again
+    # later, it is.
+    assert await _attempts_until_published(KafkaTimeoutError()) == 2
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [TopicAuthorizationFailedError(), ProducerClosed(), MessageSizeTooLargeError()],
+    ids=["authorization refused", "producer closed", "record too large"],
+)
+async def test_a_send_failure_that_cannot_pass_surfaces_at_once(cause: Exception) -> None:
     attempts = 0
 
     async def operation() -> None:
         nonlocal attempts
         attempts += 1
-        raise _send_failure(ValueError("bad record"))
+        raise _send_failure(cause)
 
     with pytest.raises(ProducerSendError):
         await until_it_succeeds(operation, what="test", max_backoff_s=0.01)
     assert attempts == 1
+
+
+async def _attempts_until_published(cause: Exception) -> int:
+    attempts = 0
+
+    async def operation() -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise _send_failure(cause)
+
+    await until_it_succeeds(operation, what="test", max_backoff_s=0.01, first_backoff_s=0.001)
+    return attempts

@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import redis.exceptions
+from aiokafka.errors import KafkaError as AioKafkaError
+from aiokafka.errors import KafkaTimeoutError as AioKafkaTimeoutError
 from faust.exceptions import ProducerSendError
 from kafka.errors import KafkaError as KafkaPythonError
 
@@ -34,12 +36,11 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     KafkaPythonError,
 )
 
-try:  # aiokafka is faust's transport; its errors are transient in the same way.
-    from aiokafka.errors import KafkaError as AioKafkaError
-
-    TRANSIENT_ERRORS = (*TRANSIENT_ERRORS, AioKafkaError)
-except ImportError:  # pragma: no cover - aiokafka always comes with faust-streaming
-    pass
+# aiokafka is faust's transport; its errors are transient in the same way.
+TRANSIENT_ERRORS = (*TRANSIENT_ERRORS, AioKafkaError)
+# What a send wrapped by faust may fail with and still succeed later (aiokafka marks its
+# timeout not retriable: it is, once the broker answers again).
+_SEND_TIMEOUTS = (AioKafkaTimeoutError, ConnectionError, TimeoutError)
 
 
 # redis-py (8.1) closes a Redis Cluster node's connections when one command on them fails; a
@@ -64,8 +65,13 @@ def is_transient(exc: BaseException) -> bool:
         return True
     # faust wraps its producer's errors ("Error while sending: ..."). A broker that hung for
     # longer than the produce timeout surfaced as one, caused by aiokafka's
-    # UnknownTopicOrPartitionError, and the whole batch went to the dead-letter topic.
-    return isinstance(exc, ProducerSendError) and isinstance(exc.__cause__, TRANSIENT_ERRORS)
+    # UnknownTopicOrPartitionError, and the whole batch went to the dead-letter topic. Only
+    # causes that can pass are retried: a refused authorization, a closed producer or a record
+    # too large would be retried forever.
+    if not isinstance(exc, ProducerSendError):
+        return False
+    cause = exc.__cause__
+    return isinstance(cause, _SEND_TIMEOUTS) or bool(getattr(cause, "retriable", False))
 
 
 async def until_it_succeeds(
