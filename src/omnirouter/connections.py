@@ -68,6 +68,7 @@ def wait_for_kafka(
             credentials (at once).
     """
     servers = [s.strip() for s in bootstrap_servers.split(",")]
+    deadline = time.monotonic() + timeout_s
     if _first_answering(servers, timeout_s) is None:
         raise ServiceUnreachableError(
             f"Kafka broker at {bootstrap_servers} did not answer within {timeout_s:g} s "
@@ -76,7 +77,6 @@ def wait_for_kafka(
     # In a cluster, the client may ask a broker that is down but still listed in the metadata
     # (until the controller fences it): a worker restarted during one broker's outage failed
     # here at once. Ask again until the deadline; only then is the cluster unreachable.
-    deadline = time.monotonic() + timeout_s
     while True:
         remaining = max(1.0, deadline - time.monotonic())
         try:

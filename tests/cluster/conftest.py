@@ -82,8 +82,10 @@ def cluster_run(
     try:
         yield run
     finally:
-        run.close()
-        keep_logs_if_failed(run.logs)
+        try:
+            run.close()
+        finally:
+            keep_logs_if_failed(run.logs)
 
 
 @pytest.fixture

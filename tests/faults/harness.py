@@ -105,7 +105,11 @@ class FaultRun:
         if not result.lost_events:
             return result.describe()
         traced = result.lost_events[:_TRACED]
-        return f"{result.describe()}; where they stopped: {self.where_lost(traced)}"
+        try:
+            where = self.where_lost(traced)
+        except Exception as exc:  # the reconciliation must still be reported
+            where = f"(could not read the topics: {type(exc).__name__}: {exc})"
+        return f"{result.describe()}; where they stopped: {where}"
 
     def where_lost(self, event_ids: Sequence[str]) -> str:
         """How far each lost event got: its record on the inbound topic (with its text, which
@@ -116,18 +120,18 @@ class FaultRun:
         committing past an event, the case stage committing past one); this says which."""
         wanted = set(event_ids)
         lines = []
-        for key, event_id_of in (
-            ("interactions.inbound", lambda v: v["event_id"]),
-            ("interactions.resolved", lambda v: v["interaction"]["event_id"]),
+        for key, event_of in (
+            ("interactions.inbound", lambda v: v),
+            ("interactions.resolved", lambda v: v["interaction"]),
         ):
             topic = self.topic(key)
             committed = self.probe.committed(topic)
             found: dict[str, list[str]] = {}
             for partition, offset, value in self.probe.read_records(topic):
-                record = orjson.loads(value)
-                event_id = event_id_of(record)
+                event = event_of(orjson.loads(value))
+                event_id = event["event_id"]
                 if event_id in wanted:
-                    text = (record.get("content") or {}).get("text", "")
+                    text = (event.get("content") or {}).get("text", "")
                     where = f"p{partition}@{offset}" + (f" {text!r}" if text else "")
                     found.setdefault(event_id, []).append(where)
             lines.append(

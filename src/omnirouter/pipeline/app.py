@@ -107,12 +107,14 @@ class _Consumer(faust_aiokafka.Consumer):
         # faust counts offsets a fetch skipped as processed (they are transaction markers or
         # compacted records elsewhere). The pipeline's topics have neither, so a gap here means
         # records this worker never saw are about to be committed: say so, loudly, with where.
+        # ``offset_to`` is the record just fetched; the ones skipped come before it.
         log.error(
             "the consumer skipped offsets that will be committed unprocessed",
             topic=tp.topic,
             partition=tp.partition,
             first=offset_from,
-            last=offset_to,
+            last=offset_to - 1,
+            skipped=offset_to - offset_from,
         )
         await super()._add_gap(tp, offset_from, offset_to)
 
