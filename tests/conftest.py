@@ -61,6 +61,20 @@ def keep_logs_if_failed(request: pytest.FixtureRequest) -> Callable[[Path], None
     return keep
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _in_process_workers_never_end_the_test_run() -> Iterator[None]:
+    """Workers started in pytest's own process (support/workers.py) must not end it: a batch
+    that cannot finish on stop raises there instead. What `omnirouter worker` does then is
+    tested in unit/test_finish_on_stop.py and by the fault scenarios."""
+
+    def refuse(reason: str) -> None:
+        raise RuntimeError(f"an in-process worker would have ended the process: {reason}")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("omnirouter.pipeline.stream.end_process_now", refuse)
+        yield
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40]
 

@@ -40,15 +40,15 @@ class Outgoing:
 
 
 async def finish_even_if_stopping(
-    batch_work: Awaitable[None], *, end_process: Callable[[str], object] = end_process_now
+    batch_work: Awaitable[None], *, end_process: Callable[[str], object] | None = None
 ) -> None:
     """Run a batch to completion even when the agent is cancelled meanwhile.
 
     A batch still unfinished ``FINISH_ON_STOP_S`` after the cancellation ends the process
-    (``end_process``), as SIGKILL would. Giving up any other way would hand control back to
-    faust, which acks a take() batch when the agent leaves it and commits on stop: the events
-    never processed would be committed. (It used to raise TimeoutError, and the batch went to
-    the dead-letter topic.)
+    (``end_process``, by default :func:`end_process_now`), as SIGKILL would. Giving up any
+    other way would hand control back to faust, which acks a take() batch when the agent leaves
+    it and commits on stop: the events never processed would be committed. (It used to raise
+    TimeoutError, and the batch went to the dead-letter topic.)
     """
     task = asyncio.ensure_future(batch_work)
     try:
@@ -57,7 +57,8 @@ async def finish_even_if_stopping(
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=FINISH_ON_STOP_S)
         except TimeoutError:
-            end_process(f"a batch did not finish within {FINISH_ON_STOP_S:g} s of the stop")
+            reason = f"a batch did not finish within {FINISH_ON_STOP_S:g} s of the stop"
+            (end_process or end_process_now)(reason)
         raise
 
 
