@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import ctypes
+import functools
 import os
 import queue
 import signal
@@ -81,20 +82,40 @@ def start_tied(
     start_new_session: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start a child that gets SIGTERM when this process exits, from whichever thread asks."""
-
-    def fork() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
+    return _FORKER.run(
+        functools.partial(
+            _popen,
+            argv,
             stdout=stdout,
             stderr=stderr,
+            cwd=cwd,
+            env=env,
             start_new_session=start_new_session,
             preexec_fn=die_with_parent,
         )
+    )
 
-    return _FORKER.run(fork)
+
+def _popen(
+    argv: Sequence[str],
+    *,
+    stdout: IO[bytes] | int | None = None,
+    stderr: IO[bytes] | int | None = None,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    start_new_session: bool = False,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=start_new_session,
+        preexec_fn=preexec_fn,
+    )
 
 
 def spawn(
@@ -107,21 +128,11 @@ def spawn(
 ) -> subprocess.Popen[bytes]:
     """Start a server in its own session with its output in ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    start = start_tied if tie_to_parent else _popen
     with log_path.open("ab") as log:
-        if tie_to_parent:
-            process = start_tied(
-                argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        else:
-            process = subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        process = start(
+            argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     _CHILDREN[process.pid] = process
     return process
 

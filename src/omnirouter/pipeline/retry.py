@@ -34,10 +34,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
     KafkaPythonError,
+    # aiokafka is faust's transport; its errors are transient in the same way.
+    AioKafkaError,
 )
-
-# aiokafka is faust's transport; its errors are transient in the same way.
-TRANSIENT_ERRORS = (*TRANSIENT_ERRORS, AioKafkaError)
 # What a send wrapped by faust may fail with and still succeed later (aiokafka marks its
 # timeout not retriable: it is, once the broker answers again).
 _SEND_TIMEOUTS = (AioKafkaTimeoutError, ConnectionError, TimeoutError)
