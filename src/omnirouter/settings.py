@@ -172,10 +172,23 @@ class LogSettings(_Section):
 
 
 class PipelineSettings(_Section):
-    """How stream workers consume: batch size and how long to wait to fill a batch."""
+    """How stream workers take their input in batches: a batch goes to Redis and Kafka as soon
+    as nothing more is waiting, up to ``batch_max`` events (see pipeline.stream.take_ready)."""
 
     batch_max: int = Field(default=500, ge=1, le=10_000)
-    batch_within_s: float = Field(default=0.05, gt=0, le=5)
+    batch_within_s: float = Field(
+        default=0.05,
+        gt=0,
+        le=5,
+        description="Longest wait for a batch to be handed over while events keep arriving.",
+    )
+    batch_linger_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Least age of a batch's first event before the batch is handed over: "
+        "bigger batches (fewer Redis round trips) for that much more latency.",
+    )
     retry_max_backoff_s: float = Field(
         default=5.0, gt=0, description="Longest pause between retries while Redis is down."
     )

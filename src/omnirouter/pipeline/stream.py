@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +109,94 @@ async def finish_or_dead_letter(
             max_backoff_s=max_backoff_s,
         )
         count_published(stage, letters)
+
+
+def take_ready(
+    stream: Any, max_: int, *, within: float, linger: float = 0.0
+) -> AsyncGenerator[list[Any], None]:
+    """Batches of up to ``max_`` events from ``stream``, each handed over once no more are
+    waiting (and its first event is at least ``linger`` seconds old).
+
+    faust's ``take_events`` waits the whole ``within`` for every batch that is not full, so
+    each stage added that wait to every event's latency even on an idle system (two stages at
+    50 ms: a p50 of 140-170 ms at half the sustainable rate). Here a batch goes as soon as the
+    stream's queue is empty: at low load an event goes through (nearly) alone, and under load
+    the events that arrived while the previous batch was processed make the next one, so
+    batches grow with the load without anyone waiting for them. ``linger`` trades a little
+    latency for bigger batches (fewer Redis round trips); ``within`` bounds any one wait, so a
+    steady trickle that never empties the queue still moves.
+
+    Acks as in faust's ``take_events``: a batch's events are acked when its consumer comes back
+    for the next one (or leaves), never before, so no offset is committed past an event whose
+    batch is unfinished.
+    """
+    batches = _take_ready(stream, max_, within, linger)
+    # As faust registers its own take generators: a stopping stream closes what is left open.
+    active = getattr(stream, "_active_agens", None)
+    if active is not None:
+        active.add(batches)
+    return batches
+
+
+async def _take_ready(
+    stream: Any, max_: int, within: float, linger: float
+) -> AsyncGenerator[list[Any], None]:
+    buffer: list[Any] = []
+    loop = asyncio.get_running_loop()
+    first_at = 0.0
+    linger_timer: asyncio.TimerHandle | None = None
+    ready = asyncio.Event()
+    taken = asyncio.Event()  # set while the consumer may be handed more events
+    taken.set()
+    queue_empty = stream.channel.queue.empty  # what the stream itself reads from
+
+    async def add_to_buffer(value: Any) -> Any:
+        # Holds the drainer while a batch is being processed, so a batch never changes under
+        # its consumer and never exceeds max_.
+        nonlocal first_at, linger_timer
+        await taken.wait()
+        event = stream.current_event
+        if event is None:
+            raise RuntimeError("the take buffer found no current event")
+        buffer.append(event)
+        if len(buffer) == 1:
+            first_at = loop.time()
+        if len(buffer) >= max_:
+            taken.clear()
+            ready.set()
+        elif queue_empty():
+            wait_s = first_at + linger - loop.time()
+            if wait_s <= 0:
+                ready.set()
+            elif linger_timer is None:
+                linger_timer = loop.call_later(wait_s, ready.set)
+        return value
+
+    enable_acks = stream.enable_acks
+    stream.enable_acks = False  # acked below, only once the batch is done
+    stream.add_processor(add_to_buffer)
+    stream._enable_passive(aiter(stream.channel))  # as take_events: drains into add_to_buffer
+    try:
+        while not stream.should_stop:
+            await stream.wait_for_stopped(ready, timeout=within)
+            if not buffer:
+                continue
+            taken.clear()
+            batch = list(buffer)
+            try:
+                yield batch
+            finally:
+                buffer.clear()
+                ready.clear()
+                if linger_timer is not None:
+                    linger_timer.cancel()
+                    linger_timer = None
+                for event in batch:
+                    await stream.ack(event)
+                taken.set()
+    finally:
+        stream.enable_acks = enable_acks
+        stream._processors.remove(add_to_buffer)
 
 
 def raw_topic(app: faust.App, name: str) -> Any:

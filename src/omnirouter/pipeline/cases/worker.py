@@ -54,6 +54,7 @@ from omnirouter.pipeline.stream import (
     publish,
     raw_topic,
     retrieve_outcome,
+    take_ready,
 )
 from omnirouter.settings import CaseSettings, PipelineSettings
 
@@ -130,8 +131,12 @@ class CaseWorker:
 
     def _consumer(self, handler: Any) -> Any:
         async def consume(stream: Any) -> AsyncIterator[None]:
-            async for batch in stream.take_events(
-                self._pipeline.batch_max, within=self._pipeline.batch_within_s
+            pipeline = self._pipeline
+            async for batch in take_ready(
+                stream,
+                pipeline.batch_max,
+                within=pipeline.batch_within_s,
+                linger=pipeline.batch_linger_s,
             ):
                 await finish_or_dead_letter(
                     self._app,

@@ -43,7 +43,13 @@ from omnirouter.pipeline.dispatcher.delivery import (
 )
 from omnirouter.pipeline.dispatcher.senders import SenderChoice, select_sender
 from omnirouter.pipeline.retry import until_it_succeeds
-from omnirouter.pipeline.stream import Outgoing, finish_or_dead_letter, publish, raw_topic
+from omnirouter.pipeline.stream import (
+    Outgoing,
+    finish_or_dead_letter,
+    publish,
+    raw_topic,
+    take_ready,
+)
 from omnirouter.settings import OutboundSettings, Settings
 
 log = get_logger(__name__)
@@ -105,7 +111,12 @@ class DispatcherWorker:
 
     async def _consume(self, stream: Any) -> AsyncIterator[None]:
         pipeline = self._settings.pipeline
-        async for batch in stream.take_events(pipeline.batch_max, within=pipeline.batch_within_s):
+        async for batch in take_ready(
+            stream,
+            pipeline.batch_max,
+            within=pipeline.batch_within_s,
+            linger=pipeline.batch_linger_s,
+        ):
             await finish_or_dead_letter(
                 self._app,
                 batch,

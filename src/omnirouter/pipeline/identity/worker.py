@@ -40,6 +40,7 @@ from omnirouter.pipeline.stream import (
     finish_or_dead_letter,
     publish,
     raw_topic,
+    take_ready,
 )
 from omnirouter.settings import PipelineSettings
 
@@ -79,8 +80,12 @@ class IdentityWorker:
         self.agent = app.agent(inbound, name="omnirouter.identity", concurrency=1)(self._consume)
 
     async def _consume(self, stream: Any) -> AsyncIterator[None]:
-        async for batch in stream.take_events(
-            self._pipeline.batch_max, within=self._pipeline.batch_within_s
+        pipeline = self._pipeline
+        async for batch in take_ready(
+            stream,
+            pipeline.batch_max,
+            within=pipeline.batch_within_s,
+            linger=pipeline.batch_linger_s,
         ):
             await finish_or_dead_letter(
                 self._app,
