@@ -51,3 +51,15 @@ def test_settings_are_immutable() -> None:
     settings = load_settings()
     with pytest.raises(Exception, match="frozen"):
         settings.kafka.topic_prefix = "x."  # type: ignore[misc]
+
+
+def test_a_batch_linger_longer_than_the_batch_window_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The window bounds every wait for a batch, so a longer linger would silently not apply.
+    monkeypatch.setenv("OMNIROUTER_PIPELINE__BATCH_WITHIN_S", "0.05")
+    monkeypatch.setenv("OMNIROUTER_PIPELINE__BATCH_LINGER_S", "0.2")
+    with pytest.raises(ConfigurationError, match="batch_linger_s"):
+        load_settings()
+    monkeypatch.setenv("OMNIROUTER_PIPELINE__BATCH_LINGER_S", "0.02")
+    assert load_settings().pipeline.batch_linger_s == 0.02

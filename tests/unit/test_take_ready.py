@@ -56,12 +56,14 @@ class Stage:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Any]:
         """faust's agent test context, minus the event loop it makes and leaves unclosed."""
-        before = set(map(id, _event_loops()))
-        async with self.agent.test_context() as agent:
-            yield agent
-        for loop in _event_loops():
-            if id(loop) not in before and not loop.is_running():
-                loop.close()
+        before = set(_event_loops())
+        try:
+            async with self.agent.test_context() as agent:
+                yield agent
+        finally:
+            for loop in set(_event_loops()) - before:
+                if not loop.is_running() and not loop.is_closed():
+                    loop.close()
 
     async def drained(self) -> None:
         """Wait until the stage's queue is empty: what was put is in take_ready's buffer."""
@@ -124,6 +126,18 @@ async def test_events_are_acked_only_when_the_stage_comes_back_for_more() -> Non
         await stage.taken(3)
     # Taking [1, 2]: event 0's batch was done, so it was acked; 1 and 2 were not yet.
     assert stage.acked_when_taken == [[False], [True, False, False]]
+
+
+async def test_a_batch_whose_stage_stops_under_it_stays_unacked() -> None:
+    # Stopping closes the generator while the batch is still being processed (a worker's
+    # finish_even_if_stopping completes it meanwhile): acking it there would let its offsets
+    # be committed although the batch may never finish. Unacked, it is delivered again.
+    stage = Stage(max_=500)
+    stage.release.clear()  # the batch never finishes before the stop
+    async with stage.running() as agent:
+        await agent.put(0, wait=False)
+        await stage.taken(1)
+    assert [event.message.acked for event in stage.previous] == [False]
 
 
 async def test_a_linger_gathers_events_that_arrive_one_by_one() -> None:

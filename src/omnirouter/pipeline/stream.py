@@ -126,9 +126,10 @@ def take_ready(
     latency for bigger batches (fewer Redis round trips); ``within`` bounds any one wait, so a
     steady trickle that never empties the queue still moves.
 
-    Acks as in faust's ``take_events``: a batch's events are acked when its consumer comes back
-    for the next one (or leaves), never before, so no offset is committed past an event whose
-    batch is unfinished.
+    A batch's events are acked when its consumer comes back for the next one, never before, and
+    not at all when the generator is closed under it (faust's ``take_events`` acks then too), so
+    no offset is committed past an event whose batch is unfinished. ``linger`` is capped by
+    ``within`` (the settings refuse a longer one).
     """
     batches = _take_ready(stream, max_, within, linger)
     # As faust registers its own take generators: a stopping stream closes what is left open.
@@ -154,10 +155,16 @@ async def _take_ready(
         # Holds the drainer while a batch is being processed, so a batch never changes under
         # its consumer and never exceeds max_.
         nonlocal first_at, linger_timer
-        await taken.wait()
-        event = stream.current_event
-        if event is None:
-            raise RuntimeError("the take buffer found no current event")
+        try:
+            await taken.wait()
+            event = stream.current_event
+            if event is None:
+                raise RuntimeError("the take buffer found no current event")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # as take_events: the stream crashes, it does not stall
+            await stream.crash(exc)
+            return value
         buffer.append(event)
         if len(buffer) == 1:
             first_at = loop.time()
@@ -183,18 +190,22 @@ async def _take_ready(
                 continue
             taken.clear()
             batch = list(buffer)
-            try:
-                yield batch
-            finally:
-                buffer.clear()
-                ready.clear()
-                if linger_timer is not None:
-                    linger_timer.cancel()
-                    linger_timer = None
-                for event in batch:
-                    await stream.ack(event)
-                taken.set()
+            # Not in a ``finally`` (faust's take_events acks there): a generator closed while
+            # its batch is still being processed (the stream stopping under a batch that
+            # finish_even_if_stopping is completing) must leave the batch unacked, so that
+            # its offsets are not committed and it is delivered again after a restart.
+            yield batch
+            buffer.clear()
+            ready.clear()
+            if linger_timer is not None:
+                linger_timer.cancel()
+                linger_timer = None
+            for event in batch:
+                await stream.ack(event)
+            taken.set()
     finally:
+        if linger_timer is not None:
+            linger_timer.cancel()
         stream.enable_acks = enable_acks
         stream._processors.remove(add_to_buffer)
 
