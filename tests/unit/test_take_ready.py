@@ -11,8 +11,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import faust
+import pytest
 
-from omnirouter.pipeline.stream import take_ready
+from omnirouter.pipeline.stream import Batch, finish_or_dead_letter, take_ready
 from support.waiting import eventually_async
 
 # Far longer than any test waits: a batch that waited out the window would fail the test.
@@ -26,7 +27,7 @@ def _event_loops() -> list[asyncio.AbstractEventLoop]:
 class Stage:
     """A faust agent on a local channel that records the batches take_ready hands it."""
 
-    def __init__(self, *, max_: int, linger: float = 0.0) -> None:
+    def __init__(self, *, max_: int, linger: float = 0.0, finish_first: bool = False) -> None:
         self.app = faust.App(
             "take-ready-test",
             broker="kafka://127.0.0.1:9",
@@ -48,6 +49,8 @@ class Stage:
                 self.acked_when_taken.append([e.message.acked for e in self.previous + batch])
                 self.batches.append([e.value for e in batch])
                 self.previous = batch
+                if finish_first:  # as finish_or_dead_letter records a batch done
+                    batch.finished = True
                 await self.release.wait()
                 yield None
 
@@ -138,6 +141,40 @@ async def test_a_batch_whose_stage_stops_under_it_stays_unacked() -> None:
         await agent.put(0, wait=False)
         await stage.taken(1)
     assert [event.message.acked for event in stage.previous] == [False]
+
+
+async def test_a_batch_finished_before_its_stage_stopped_is_acked() -> None:
+    # Its work is done (applied and published): committing it avoids doing it again.
+    stage = Stage(max_=500, finish_first=True)
+    stage.release.clear()
+    async with stage.running() as agent:
+        await agent.put(0, wait=False)
+        await stage.taken(1)
+    assert [event.message.acked for event in stage.previous] == [True]
+
+
+async def test_a_batch_completed_after_the_stop_began_counts_as_finished() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    batch = Batch([])
+
+    async def work() -> None:
+        started.set()
+        await release.wait()
+
+    stage_task = asyncio.ensure_future(
+        finish_or_dead_letter(None, batch, work(), stage="test", topic_prefix="", max_backoff_s=1.0)
+    )
+
+    async def work_started() -> bool:
+        return started.is_set()
+
+    await eventually_async(work_started, timeout_s=5, what="the batch's work to start")
+    stage_task.cancel()  # the stage stops while the batch is in flight
+    assert not batch.finished
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await stage_task
+    assert batch.finished
 
 
 async def test_a_linger_gathers_events_that_arrive_one_by_one() -> None:

@@ -79,8 +79,13 @@ async def finish_or_dead_letter(
     every later event would wait, unseen. Re-driving the letters after a fix is idempotent
     (event_id), so records the batch had already applied change nothing the second time.
     """
+
+    async def work_then_mark_finished() -> None:
+        await batch_work
+        _mark_finished(batch)
+
     try:
-        await finish_even_if_stopping(batch_work)
+        await finish_even_if_stopping(work_then_mark_finished())
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -109,11 +114,24 @@ async def finish_or_dead_letter(
             max_backoff_s=max_backoff_s,
         )
         count_published(stage, letters)
+        _mark_finished(batch)
+
+
+def _mark_finished(batch: Sequence[Any]) -> None:
+    if isinstance(batch, Batch):
+        batch.finished = True
+
+
+class Batch(list[Any]):
+    """Events :func:`take_ready` hands over; ``finished`` once their work is done, which
+    :func:`finish_or_dead_letter` records (applied and published, or dead-lettered)."""
+
+    finished = False
 
 
 def take_ready(
     stream: Any, max_: int, *, within: float, linger: float = 0.0
-) -> AsyncGenerator[list[Any], None]:
+) -> AsyncGenerator[Batch, None]:
     """Batches of up to ``max_`` events from ``stream``, each handed over once no more are
     waiting (and its first event is at least ``linger`` seconds old).
 
@@ -126,9 +144,10 @@ def take_ready(
     latency for bigger batches (fewer Redis round trips); ``within`` bounds any one wait, so a
     steady trickle that never empties the queue still moves.
 
-    A batch's events are acked when its consumer comes back for the next one, never before, and
-    not at all when the generator is closed under it (faust's ``take_events`` acks then too), so
-    no offset is committed past an event whose batch is unfinished. ``linger`` is capped by
+    A batch's events are acked when its consumer comes back for the next one, or when the
+    generator is closed (the stage stopping) after the batch was finished; never for a batch
+    closed unfinished (faust's ``take_events`` acks it then too), so no offset is committed
+    past an event whose batch is unfinished. ``linger`` is capped by
     ``within`` (the settings refuse a longer one).
     """
     batches = _take_ready(stream, max_, within, linger)
@@ -141,7 +160,7 @@ def take_ready(
 
 async def _take_ready(
     stream: Any, max_: int, within: float, linger: float
-) -> AsyncGenerator[list[Any], None]:
+) -> AsyncGenerator[Batch, None]:
     buffer: list[Any] = []
     loop = asyncio.get_running_loop()
     first_at = 0.0
@@ -189,20 +208,25 @@ async def _take_ready(
             if not buffer:
                 continue
             taken.clear()
-            batch = list(buffer)
-            # Not in a ``finally`` (faust's take_events acks there): a generator closed while
-            # its batch is still being processed (the stream stopping under a batch that
-            # finish_even_if_stopping is completing) must leave the batch unacked, so that
-            # its offsets are not committed and it is delivered again after a restart.
-            yield batch
-            buffer.clear()
-            ready.clear()
-            if linger_timer is not None:
-                linger_timer.cancel()
-                linger_timer = None
-            for event in batch:
-                await stream.ack(event)
-            taken.set()
+            batch = Batch(buffer)
+            came_back = False
+            try:
+                yield batch
+                came_back = True
+            finally:
+                buffer.clear()
+                ready.clear()
+                if linger_timer is not None:
+                    linger_timer.cancel()
+                    linger_timer = None
+                # faust's take_events acks here unconditionally: a generator closed while its
+                # batch is still in flight (the stream stopping under a batch that
+                # finish_even_if_stopping is completing) would have the batch's offsets
+                # committed even if it never finishes. Unacked, it is delivered again.
+                if came_back or batch.finished:
+                    for event in batch:
+                        await stream.ack(event)
+                taken.set()
     finally:
         if linger_timer is not None:
             linger_timer.cancel()
