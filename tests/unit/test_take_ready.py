@@ -93,28 +93,24 @@ async def test_an_event_on_an_idle_stage_goes_at_once_not_after_the_window() -> 
         assert await stage.taken(2) == [[1], [2]]
 
 
-async def test_events_waiting_together_make_one_batch() -> None:
-    stage = Stage(max_=500)
-    stage.release.clear()  # the stage is busy with its first batch while more arrive
-    async with stage.running() as agent:
-        await agent.put(0, wait=False)
-        await stage.taken(1)
-        for value in range(1, 6):
-            await agent.put(value, wait=False)
-        stage.release.set()
-        assert await stage.taken(6) == [[0], [1, 2, 3, 4, 5]]
-
-
-async def test_a_batch_never_exceeds_its_maximum() -> None:
-    stage = Stage(max_=3)
+async def batches_while_busy(stage: Stage, arriving: int) -> list[list[int]]:
+    """The batches taken when ``arriving`` events come while the stage works on event 0."""
     stage.release.clear()
     async with stage.running() as agent:
         await agent.put(0, wait=False)
         await stage.taken(1)
-        for value in range(1, 8):
+        for value in range(1, arriving + 1):
             await agent.put(value, wait=False)
         stage.release.set()
-        assert await stage.taken(8) == [[0], [1, 2, 3], [4, 5, 6], [7]]
+        return await stage.taken(arriving + 1)
+
+
+async def test_events_waiting_together_make_one_batch() -> None:
+    assert await batches_while_busy(Stage(max_=500), 5) == [[0], [1, 2, 3, 4, 5]]
+
+
+async def test_a_batch_never_exceeds_its_maximum() -> None:
+    assert await batches_while_busy(Stage(max_=3), 7) == [[0], [1, 2, 3], [4, 5, 6], [7]]
 
 
 async def test_events_are_acked_only_when_the_stage_comes_back_for_more() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 
@@ -15,6 +15,9 @@ from omnirouter.logs import get_logger
 from omnirouter.ops.metrics import count_published
 from omnirouter.pipeline.retry import until_it_succeeds
 from omnirouter.stopping import end_process_now
+
+if TYPE_CHECKING:
+    from omnirouter.settings import PipelineSettings
 
 log = get_logger(__name__)
 
@@ -156,6 +159,16 @@ def take_ready(
     if active is not None:
         active.add(batches)
     return batches
+
+
+def pipeline_batches(stream: Any, pipeline: PipelineSettings) -> AsyncGenerator[Batch, None]:
+    """:func:`take_ready` with a worker's batch settings."""
+    return take_ready(
+        stream,
+        pipeline.batch_max,
+        within=pipeline.batch_within_s,
+        linger=pipeline.batch_linger_s,
+    )
 
 
 async def _take_ready(

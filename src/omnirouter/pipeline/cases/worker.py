@@ -51,10 +51,10 @@ from omnirouter.pipeline.routing.engine import RoutingEngine
 from omnirouter.pipeline.stream import (
     Outgoing,
     finish_or_dead_letter,
+    pipeline_batches,
     publish,
     raw_topic,
     retrieve_outcome,
-    take_ready,
 )
 from omnirouter.settings import CaseSettings, PipelineSettings
 
@@ -131,13 +131,7 @@ class CaseWorker:
 
     def _consumer(self, handler: Any) -> Any:
         async def consume(stream: Any) -> AsyncIterator[None]:
-            pipeline = self._pipeline
-            async for batch in take_ready(
-                stream,
-                pipeline.batch_max,
-                within=pipeline.batch_within_s,
-                linger=pipeline.batch_linger_s,
-            ):
+            async for batch in pipeline_batches(stream, self._pipeline):
                 await finish_or_dead_letter(
                     self._app,
                     batch,

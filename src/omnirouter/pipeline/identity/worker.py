@@ -38,9 +38,9 @@ from omnirouter.pipeline.retry import until_it_succeeds
 from omnirouter.pipeline.stream import (
     Outgoing,
     finish_or_dead_letter,
+    pipeline_batches,
     publish,
     raw_topic,
-    take_ready,
 )
 from omnirouter.settings import PipelineSettings
 
@@ -80,13 +80,7 @@ class IdentityWorker:
         self.agent = app.agent(inbound, name="omnirouter.identity", concurrency=1)(self._consume)
 
     async def _consume(self, stream: Any) -> AsyncIterator[None]:
-        pipeline = self._pipeline
-        async for batch in take_ready(
-            stream,
-            pipeline.batch_max,
-            within=pipeline.batch_within_s,
-            linger=pipeline.batch_linger_s,
-        ):
+        async for batch in pipeline_batches(stream, self._pipeline):
             await finish_or_dead_letter(
                 self._app,
                 batch,
