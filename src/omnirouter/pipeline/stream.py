@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-# How long a stopping worker lets an in-flight batch finish: faust acks a take() batch when the
-# agent leaves it, so a batch abandoned half-way could have its offsets committed unprocessed.
+# How long a stopping worker lets an in-flight batch finish, so that its work is committed rather
+# than done again after the restart (take_ready leaves a batch closed unfinished unacked).
 FINISH_ON_STOP_S = 30.0
 
 
@@ -48,10 +48,10 @@ async def finish_even_if_stopping(
     """Run a batch to completion even when the agent is cancelled meanwhile.
 
     A batch still unfinished ``FINISH_ON_STOP_S`` after the cancellation ends the process
-    (``end_process``, by default :func:`end_process_now`), as SIGKILL would. Giving up any
-    other way would hand control back to faust, which acks a take() batch when the agent leaves
-    it and commits on stop: the events never processed would be committed. (It used to raise
-    TimeoutError, and the batch went to the dead-letter topic.)
+    (``end_process``, by default :func:`end_process_now`), as SIGKILL would: the batch stays
+    uncommitted and is delivered again. Giving up any other way would hand control back to
+    faust, which acks a batch of its own take_events when the agent leaves it and commits on
+    stop, or, by raising, send the batch to the dead-letter topic (which it used to do).
     """
     task = asyncio.ensure_future(batch_work)
     try:
