@@ -55,20 +55,32 @@ def test_redis_restart_pauses_workers_and_loses_nothing(
     print(f"seed {run_seed}")
     started = time.monotonic()
     worker = fault_run.process("worker")
-    producer = PacedProducer(fault_run, sms_traffic(size.customers, size.events, rng))
+    points = fault_points(rng, size.faults, size.events, low=0.2, high=0.7)
+    # The producer holds at each fault point until Redis is down: identity can keep up with
+    # it, and without the hold had resolved everything before the outage began (a CI run),
+    # leaving nothing to retry.
+    producer = PacedProducer(
+        fault_run, sms_traffic(size.customers, size.events, rng), hold_at=points
+    )
     producer.start()
     probe = fault_run.probe
     inbound = fault_run.topic("interactions.inbound")
     resolved = fault_run.topic("interactions.resolved")
     restarts = 0
     held_back = 0
-    for point in fault_points(rng, size.faults, size.events, low=0.2, high=0.7):
+    for point in points:
+        eventually(
+            lambda p=point: producer.held_at(p),  # type: ignore[misc]
+            timeout_s=300,
+            what=f"{point} events written",
+        )
         eventually(
             lambda p=point: probe.total(resolved) >= p,  # type: ignore[misc]
             timeout_s=300,
             what=f"identity to resolve {point} events",
         )
         fault_run.stack.stop_redis()
+        producer.release()  # events keep coming while Redis is down
         seen = len(logged_retries(worker.log_path, prefix="identity."))
         eventually(
             lambda s=seen: any(  # type: ignore[misc]
