@@ -189,6 +189,9 @@ class PipelineSettings(_Section):
         description="Least age of a batch's first event before the batch is handed over: "
         "bigger batches (fewer Redis round trips) for that much more latency.",
     )
+    retry_max_backoff_s: float = Field(
+        default=5.0, gt=0, description="Longest pause between retries while Redis is down."
+    )
 
     @model_validator(mode="after")
     def _linger_within_the_window(self) -> PipelineSettings:
@@ -198,10 +201,6 @@ class PipelineSettings(_Section):
                 f"({self.batch_within_s:g}), which bounds every wait for a batch"
             )
         return self
-
-    retry_max_backoff_s: float = Field(
-        default=5.0, gt=0, description="Longest pause between retries while Redis is down."
-    )
 
 
 class CaseSettings(_Section):

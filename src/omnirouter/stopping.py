@@ -10,6 +10,7 @@ flight is processed again (idempotent on event_id), as after a SIGKILL.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable
@@ -26,7 +27,8 @@ def end_process_now(reason: str, *, exit_process: Callable[[int], object] = os._
     that holds the logging or stdout lock may be the one that is stuck.
     """
     try:
-        os.write(2, f'{{"event": "exiting now: {reason}", "level": "error"}}\n'.encode())
+        line = json.dumps({"event": f"exiting now: {reason}", "level": "error"})
+        os.write(2, f"{line}\n".encode())
     except OSError:
         pass
     finally:

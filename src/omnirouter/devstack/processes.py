@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import ctypes
-import functools
 import os
 import queue
 import signal
@@ -80,42 +79,24 @@ def start_tied(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     start_new_session: bool = False,
+    tied: bool = True,
 ) -> subprocess.Popen[bytes]:
-    """Start a child that gets SIGTERM when this process exits, from whichever thread asks."""
-    return _FORKER.run(
-        functools.partial(
-            _popen,
-            argv,
-            stdout=stdout,
-            stderr=stderr,
+    """Start a child that gets SIGTERM when this process exits, from whichever thread asks;
+    with ``tied=False``, a plain child that outlives this process."""
+
+    def popen() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            list(argv),
             cwd=cwd,
             env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
             start_new_session=start_new_session,
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent if tied else None,
         )
-    )
 
-
-def _popen(
-    argv: Sequence[str],
-    *,
-    stdout: IO[bytes] | int | None = None,
-    stderr: IO[bytes] | int | None = None,
-    cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    start_new_session: bool = False,
-    preexec_fn: Callable[[], None] | None = None,
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        list(argv),
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=stdout,
-        stderr=stderr,
-        start_new_session=start_new_session,
-        preexec_fn=preexec_fn,
-    )
+    return _FORKER.run(popen) if tied else popen()
 
 
 def spawn(
@@ -128,10 +109,15 @@ def spawn(
 ) -> subprocess.Popen[bytes]:
     """Start a server in its own session with its output in ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    start = start_tied if tie_to_parent else _popen
     with log_path.open("ab") as log:
-        process = start(
-            argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        process = start_tied(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            tied=tie_to_parent,
         )
     _CHILDREN[process.pid] = process
     return process
