@@ -166,13 +166,14 @@ async def serve_http(
             topic_prefix=settings.kafka.topic_prefix,
         )
         cases.on_case_left = routing.case_left
-        publisher = await asyncio.to_thread(
-            IngressPublisher.connect,
+        publisher = IngressPublisher.connect(
             addresses.kafka_bootstrap_servers,
             topic_prefix=settings.kafka.topic_prefix,
             timeout_s=settings.ingress.publish_timeout_s,
             security=settings.kafka,
         )
+        # On this loop, so the SMTP listener's writes come here too (see ingress.publishing).
+        await publisher.start()
         intake = Intake(
             publisher,
             ProviderRetries(
@@ -243,5 +244,5 @@ async def serve_http(
             await asyncio.to_thread(smtp.stop)
         if live is not None:
             await live.stop()
-        await asyncio.to_thread(publisher.close)
+        await publisher.aclose()
         await client.aclose()

@@ -97,7 +97,7 @@ def served_gateway(settings: Settings) -> Iterator[str]:
         try:
             yield create_ingress_app(ChannelContext(intake, settings, redis_client))
         finally:
-            publisher.close()
+            await publisher.aclose()
             await redis_client.aclose()
 
     with served_in_thread(gateway, name="webchat-gateway") as (host, port):

@@ -34,5 +34,7 @@ async def smtp_listener(
         async with TopicReader(kafka.bootstrap_servers, topics) as reader:
             yield listener, reader
     finally:
+        # The producer lives on the listener's loop (its first write made it): close it there,
+        # before that loop stops.
+        await publisher.aclose()
         listener.stop()
-        publisher.close()

@@ -119,5 +119,5 @@ async def gateway(
         ):
             yield Gateway(client, reader, prefix, settings, context)
     finally:
-        publisher.close()
+        await publisher.aclose()
         await redis_client.aclose()

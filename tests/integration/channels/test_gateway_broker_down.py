@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from urllib.parse import urlencode
@@ -104,11 +105,11 @@ async def test_endpoints_answer_503_while_the_broker_is_down(
                     ingress_seen_key(redis_prefix, "twilio", f"SM{n:032d}")
                 )
     finally:
-        publisher.close()
+        await publisher.aclose()
         await redis_client.aclose()
-    # Closed with records the stopped broker never acknowledged: the producer's sender thread
-    # stops too, instead of reconnecting to the missing broker for the rest of the process.
-    assert not publisher.sending
+    # Closed with records the stopped broker never acknowledged: the producer's sender stops
+    # too, instead of reconnecting to the missing broker for the rest of the process.
+    assert not [t for t in asyncio.all_tasks() if "_sender_routine" in repr(t.get_coro())]
 
 
 async def _accepted(response: Awaitable[httpx.Response]) -> httpx.Response | None:

@@ -11,7 +11,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from kafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaTimeoutError
 
 from omnirouter.channels.email.smtp import SmtpListener, start_smtp_listener
 from omnirouter.devstack import StackAddresses
@@ -89,17 +89,20 @@ async def mailroom(stack: StackAddresses, unique_id: str) -> AsyncIterator[Mailr
 class _UnreachableKafka:
     """A producer whose writes are never acknowledged (the broker is down)."""
 
-    def send(self, *args: Any, **kwargs: Any) -> Any:
+    async def start(self) -> None:
+        pass
+
+    async def send(self, *args: Any, **kwargs: Any) -> Any:
         raise KafkaTimeoutError("no broker acknowledged the write")
 
-    def close(self) -> None:
+    async def stop(self) -> None:
         pass
 
 
 @pytest.fixture
 def broker_down_listener(stack: StackAddresses, unique_id: str) -> Iterator[SmtpListener]:
     prefix = f"test.{unique_id}."
-    publisher = IngressPublisher(_UnreachableKafka(), topic_prefix=prefix, timeout_s=1)
+    publisher = IngressPublisher(_UnreachableKafka, topic_prefix=prefix, timeout_s=1)
     listener = start_smtp_listener(settings_for(stack, prefix), publisher)
     try:
         yield listener

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from kafka.future import Future
+from aiokafka.errors import KafkaConnectionError
 
 from omnirouter.devstack import StackAddresses
 from omnirouter.events import InteractionEvent, topic_spec
@@ -27,14 +27,14 @@ def prefix(stack: StackAddresses, unique_id: str) -> str:
 
 
 @pytest.fixture
-def publisher(stack: StackAddresses, prefix: str) -> Iterator[IngressPublisher]:
+async def publisher(stack: StackAddresses, prefix: str) -> AsyncIterator[IngressPublisher]:
     publisher = IngressPublisher.connect(
         stack.kafka_bootstrap_servers, topic_prefix=prefix, timeout_s=10
     )
     try:
         yield publisher
     finally:
-        publisher.close()
+        await publisher.aclose()
 
 
 def sms(n: int) -> InteractionEvent:
@@ -63,7 +63,9 @@ async def test_concurrent_publishes_each_return_once_their_event_is_on_the_topic
 async def test_one_publisher_serves_requests_on_two_event_loops(
     stack: StackAddresses, prefix: str, publisher: IngressPublisher
 ) -> None:
-    """`serve` publishes from its HTTP loop and from the SMTP listener's loop in a thread."""
+    """`serve` publishes from its HTTP loop and from the SMTP listener's loop in a thread: the
+    second loop's writes go through the producer of the loop that started the publisher."""
+    await publisher.start()
     here = [sms(n) for n in range(50)]
     there = [sms(n) for n in range(50, 100)]
     failures: list[BaseException] = []
@@ -93,69 +95,93 @@ class _SilentKafka:
     told to acknowledge new records at once."""
 
     def __init__(self) -> None:
-        self.pending: list[Future] = []
+        self.starts = 0
+        self.pending: list[asyncio.Future[None]] = []
         self.acknowledge_at_once = False
 
-    def send(self, *args: Any, **kwargs: Any) -> Future:
-        future = Future()
+    async def start(self) -> None:
+        self.starts += 1
+
+    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.acknowledge_at_once:
-            future.success(None)
+            future.set_result(None)
         self.pending.append(future)
         return future
 
-    def close(self, timeout: float | None = None) -> None:
+    async def stop(self) -> None:
         pass
 
 
 async def test_a_write_not_acknowledged_in_time_fails_and_a_late_answer_is_ignored() -> None:
     """No acknowledgement within the timeout is PublishFailed (the caller answers 503); the
-    acknowledgement arriving afterwards, on the producer's thread, changes nothing."""
+    acknowledgement arriving afterwards changes nothing, and the producer still serves."""
     kafka = _SilentKafka()
-    publisher = IngressPublisher(kafka, topic_prefix="silent.", timeout_s=0.2)
+    publisher = IngressPublisher(lambda: kafka, topic_prefix="silent.", timeout_s=0.2)
 
     with pytest.raises(PublishFailed, match=r"no acknowledgement within 0\.2 s"):
         await publisher.publish(sms(1))
 
-    late = threading.Thread(target=lambda: kafka.pending[0].success(None))
-    late.start()
-    late.join()
+    assert not kafka.pending[0].cancelled(), "the record's own future belongs to the producer"
+    kafka.pending[0].set_result(None)
     kafka.acknowledge_at_once = True
-    await publisher.publish(sms(2))  # the loop and the publisher still serve
+    await publisher.publish(sms(2))
 
     assert len(kafka.pending) == 2
-    assert all(f.succeeded() for f in kafka.pending)
+    assert all(f.done() and f.exception() is None for f in kafka.pending)
+    assert kafka.starts == 1
 
 
 class _FlakyKafka(_SilentKafka):
     """Refuses its first record outright (as a serializer bug would), then acknowledges."""
 
-    def send(self, *args: Any, **kwargs: Any) -> Future:
+    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
         if not self.pending:
-            self.pending.append(Future().failure(ValueError("not a record")))
+            self.pending.append(asyncio.get_running_loop().create_future())
             raise ValueError("not a record")
-        return super().send(*args, **kwargs)
+        return await super().send(*args, **kwargs)
 
 
 async def test_a_send_that_raises_fails_its_own_request_only() -> None:
     kafka = _FlakyKafka()
     kafka.acknowledge_at_once = True
-    publisher = IngressPublisher(kafka, topic_prefix="flaky.", timeout_s=5)
+    publisher = IngressPublisher(lambda: kafka, topic_prefix="flaky.", timeout_s=5)
 
     with pytest.raises(ValueError, match="not a record"):
         await publisher.publish(sms(1))
-    await publisher.publish(sms(2))  # the queue's thread carries on
+    await publisher.publish(sms(2))
 
-    assert kafka.pending[1].succeeded()
+    assert kafka.pending[1].done()
 
 
-async def test_once_closed_a_publish_fails_without_reaching_kafka() -> None:
-    """A stopping gateway answers 503 (providers retry) rather than writing after close."""
-    kafka = _SilentKafka()
-    kafka.acknowledge_at_once = True
-    publisher = IngressPublisher(kafka, topic_prefix="closed.", timeout_s=5)
-    await publisher.publish(sms(1))
-    publisher.close()
+class _UnreachableAtFirst(_SilentKafka):
+    """Cannot connect the first time (the broker is not up yet); then acknowledges at once."""
 
-    with pytest.raises(PublishFailed, match="closed"):
-        await publisher.publish(sms(2))
-    assert len(kafka.pending) == 1
+    made = 0
+    stopped = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        type(self).made += 1
+        self.acknowledge_at_once = True
+
+    async def start(self) -> None:
+        await super().start()
+        if type(self).made == 1:
+            raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 9)]")
+
+    async def stop(self) -> None:
+        type(self).stopped += 1
+
+
+async def test_a_producer_that_cannot_start_is_closed_and_the_next_write_starts_one() -> None:
+    """A broker not up yet is a 503 for that request, not a publisher broken for good; the
+    producer that failed to start is closed (its connections would leak otherwise)."""
+    publisher = IngressPublisher(_UnreachableAtFirst, topic_prefix="late.", timeout_s=5)
+
+    with pytest.raises(PublishFailed, match="KafkaConnectionError"):
+        await publisher.publish(sms(1))
+    await publisher.publish(sms(2))
+    await publisher.aclose()
+
+    assert (_UnreachableAtFirst.made, _UnreachableAtFirst.stopped) == (2, 2)

@@ -47,5 +47,5 @@ async def gateway(
         ):
             yield Gateway(context, client, reader, settings, inbound)
     finally:
-        publisher.close()
+        await publisher.aclose()
         await redis_client.aclose()

@@ -120,11 +120,8 @@ async def assembled_api(settings: Settings) -> AsyncIterator[FastAPI]:
     bootstrap = settings.kafka.bootstrap_servers or ""
     prefix = settings.kafka.topic_prefix
     client = aioredis.Redis.from_url(settings.redis.url or "")
-    producer = await asyncio.to_thread(
-        IngressPublisher.connect,
-        bootstrap,
-        topic_prefix=prefix,
-        timeout_s=settings.ingress.publish_timeout_s,
+    producer = IngressPublisher.connect(
+        bootstrap, topic_prefix=prefix, timeout_s=settings.ingress.publish_timeout_s
     )
     operations_producer = await asyncio.to_thread(
         create_producer, bootstrap, client_id="omnirouter-identity-ops"
@@ -182,7 +179,7 @@ async def assembled_api(settings: Settings) -> AsyncIterator[FastAPI]:
             max_body_bytes=settings.ingress.max_body_bytes,
         )
     finally:
-        await asyncio.to_thread(producer.close)
+        await producer.aclose()
         await asyncio.to_thread(operations_producer.close)
         await client.aclose()
 
