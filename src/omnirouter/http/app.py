@@ -11,7 +11,7 @@ from omnirouter.http.auth import OperatorAccess
 from omnirouter.http.cases import cases_router
 from omnirouter.http.identity import identity_router
 from omnirouter.http.routing import routing_router
-from omnirouter.ingress.gateway import limit_body_size
+from omnirouter.ingress.gateway import limit_body_size, serve_direct_routes
 from omnirouter.pipeline.cases.operations import CaseOperations
 from omnirouter.pipeline.identity.erasure import CustomerErasure
 from omnirouter.pipeline.identity.operations import IdentityOperations
@@ -49,6 +49,7 @@ def create_http_app(
         app.include_router(routing_router(routing, admin=admin, scope=scope))
     for router in extra_routers:
         app.include_router(router)
+    serve_direct_routes(app, extra_routers)
     if max_body_bytes is not None:
         limit_body_size(app, max_body_bytes)
 

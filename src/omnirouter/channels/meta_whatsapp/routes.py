@@ -12,7 +12,7 @@ from omnirouter.channels.meta_whatsapp import normalize
 from omnirouter.channels.meta_whatsapp.signature import signature_matches, subscription_challenge
 from omnirouter.channels.tenancy import TenantDirectory
 from omnirouter.ingress.context import ChannelContext
-from omnirouter.ingress.gateway import read_body
+from omnirouter.ingress.gateway import direct, read_body
 from omnirouter.settings import IngressSettings
 
 PROVIDER = normalize.PROVIDER
@@ -61,6 +61,7 @@ def build_router(context: ChannelContext) -> APIRouter:
         return PlainTextResponse(challenge)
 
     @router.post("")
+    @direct
     async def notification(request: Request) -> Response:
         """A messages notification: every message published before the 200.
 

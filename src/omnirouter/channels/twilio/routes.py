@@ -15,7 +15,7 @@ from omnirouter.channels.twilio import messaging, voice
 from omnirouter.channels.twilio.accounts import Signer, TwilioAccounts
 from omnirouter.channels.twilio.signature import signature_matches
 from omnirouter.ingress.context import ChannelContext
-from omnirouter.ingress.gateway import read_body
+from omnirouter.ingress.gateway import direct, read_body
 from omnirouter.ingress.intake import Intake
 from omnirouter.settings import IngressSettings
 
@@ -83,6 +83,7 @@ def twilio_router(
         return raw, form, tenant
 
     @router.post("/messages")
+    @direct
     async def inbound_message(request: Request) -> Response:
         """An inbound SMS or WhatsApp message (Twilio Messaging webhook)."""
         raw, form, tenant = await verified(request)
@@ -94,6 +95,7 @@ def twilio_router(
         return Response(_EMPTY_TWIML, media_type="text/xml")
 
     @router.post("/voice/status")
+    @direct
     async def call_status(request: Request) -> Response:
         """A Voice status callback: the call's outcome is published once it ended."""
         raw, form, tenant = await verified(request)
@@ -106,6 +108,7 @@ def twilio_router(
         return Response(_EMPTY_TWIML, media_type="text/xml")
 
     @router.post("/voice/transcription")
+    @direct
     async def call_transcription(request: Request) -> Response:
         """A transcribeCallback: the transcript of a call recording."""
         raw, form, tenant = await verified(request)
