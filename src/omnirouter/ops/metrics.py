@@ -130,6 +130,10 @@ def current_stage() -> str:
     return _stage.get()
 
 
+# Looked up once per stage: the gateway observes every webhook (labels() takes a lock).
+_stage_seconds: dict[str, Any] = {}
+
+
 @contextlib.contextmanager
 def observe_stage(stage: str, *, timed: bool = True) -> Iterator[None]:
     """Label what runs inside (Redis round trips) with ``stage``, and time it.
@@ -143,7 +147,10 @@ def observe_stage(stage: str, *, timed: bool = True) -> Iterator[None]:
         yield
     finally:
         if timed:
-            STAGE_SECONDS.labels(stage).observe(time.perf_counter() - start)
+            seconds = _stage_seconds.get(stage)
+            if seconds is None:
+                seconds = _stage_seconds[stage] = STAGE_SECONDS.labels(stage)
+            seconds.observe(time.perf_counter() - start)
         # A token from another context (never expected) must not turn metrics into an error.
         with contextlib.suppress(ValueError):
             _stage.reset(token)

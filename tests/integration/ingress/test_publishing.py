@@ -119,15 +119,18 @@ async def test_a_write_not_acknowledged_in_time_fails_and_a_late_answer_is_ignor
     kafka = _SilentKafka()
     publisher = IngressPublisher(lambda: kafka, topic_prefix="silent.", timeout_s=0.2)
 
-    with pytest.raises(PublishFailed, match=r"no acknowledgement within 0\.2 s"):
-        await publisher.publish(sms(1))
+    # The first write starts the producer; the second finds it started (a shorter path).
+    for n in (1, 2):
+        with pytest.raises(PublishFailed, match=r"no acknowledgement within 0\.2 s"):
+            await publisher.publish(sms(n))
 
-    assert not kafka.pending[0].cancelled(), "the record's own future belongs to the producer"
-    kafka.pending[0].set_result(None)
+    assert not any(f.cancelled() for f in kafka.pending), "the records' futures are the producer's"
+    for late in kafka.pending:
+        late.set_result(None)
     kafka.acknowledge_at_once = True
-    await publisher.publish(sms(2))
+    await publisher.publish(sms(3))
 
-    assert len(kafka.pending) == 2
+    assert len(kafka.pending) == 3
     assert all(f.done() and f.exception() is None for f in kafka.pending)
     assert kafka.starts == 1
 
