@@ -15,9 +15,10 @@ log = get_logger(__name__)
 class ProviderRetries:
     """Remembers provider message ids once their event was written to Kafka.
 
-    Both commands go out in pipelines shared with the requests in flight (see pipelining).
-    Fails open: with Redis unavailable every message is published, and the deterministic
-    event id lets downstream stages drop the duplicate. A retry is never lost to this check.
+    Both commands go out in pipelines shared with the requests in flight (see pipelining); the
+    record is deferred, not awaited. Fails open: with Redis unavailable (or a record not yet
+    written) a retry is published again, and the deterministic event id lets downstream stages
+    drop the duplicate. A retry is never lost to this check.
     """
 
     def __init__(self, client: aioredis.Redis, *, key_prefix: str, ttl_s: int) -> None:
@@ -35,10 +36,10 @@ class ProviderRetries:
             log.warning("retry check unavailable", error=str(exc))
             return False
 
-    async def remember(self, provider: str, message_id: str) -> None:
-        """Record that the message is in Kafka (only ever called after the acknowledgement)."""
-        try:
-            key = ingress_seen_key(self._prefix, provider, message_id)
-            await self._redis.execute(lambda pipe: pipe.set(key, b"1", ex=self._ttl_s))
-        except RedisError as exc:
-            log.warning("retry record unavailable", error=str(exc))
+    def remember(self, provider: str, message_id: str) -> None:
+        """Record that the message is in Kafka (only ever called after the acknowledgement).
+
+        Deferred to the next batch of commands: the request answers without waiting for it.
+        """
+        key = ingress_seen_key(self._prefix, provider, message_id)
+        self._redis.defer(lambda pipe: pipe.set(key, b"1", ex=self._ttl_s))

@@ -70,7 +70,7 @@ class Intake:
             count_ingress(provider, "unavailable", channel=event.channel)
             raise self.unavailable("the event store did not acknowledge the write") from None
         if message_id:
-            await self._retries.remember(provider, message_id)
+            self._retries.remember(provider, message_id)
         count_ingress(provider, "accepted", channel=event.channel)
         return Accepted(event, duplicate=False)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis
@@ -13,6 +14,7 @@ from omnirouter.devstack import StackAddresses
 from omnirouter.devstack.network import free_port
 from omnirouter.ingress.dedupe import ProviderRetries
 from omnirouter.redis_keys import ingress_seen_key
+from support.waiting import eventually_async
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +37,8 @@ async def test_a_burst_of_requests_shares_pipelines_and_each_gets_its_own_answer
     retries = ProviderRetries(small_pool, key_prefix=redis_prefix, ttl_s=600)
     sent = [f"SM{n:032d}" for n in range(500)]
 
-    await asyncio.gather(*(retries.remember("twilio", sid) for sid in sent[::2]))
+    for sid in sent[::2]:
+        retries.remember("twilio", sid)
     answers = await asyncio.gather(*(retries.already_published("twilio", sid) for sid in sent))
 
     assert answers == [n % 2 == 0 for n in range(500)]
@@ -48,7 +51,7 @@ async def test_with_redis_unreachable_every_message_counts_as_new(redis_prefix: 
     client = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
     try:
         retries = ProviderRetries(client, key_prefix=redis_prefix, ttl_s=60)
-        await retries.remember("twilio", "SM1")
+        retries.remember("twilio", "SM1")
         answers = await asyncio.gather(
             *(retries.already_published("twilio", f"SM{n}") for n in range(5))
         )
@@ -56,3 +59,47 @@ async def test_with_redis_unreachable_every_message_counts_as_new(redis_prefix: 
         await client.aclose()
 
     assert answers == [False] * 5
+
+
+class CountedPipelines:
+    """A client whose pipelines are counted (one per round trip the batcher makes)."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self.pipelines = 0
+
+    def pipeline(self, **kwargs: Any) -> Any:
+        self.pipelines += 1
+        return self.client.pipeline(**kwargs)
+
+
+async def test_records_ride_with_the_next_check_and_a_retry_right_after_is_seen(
+    stack: StackAddresses, redis_prefix: str
+) -> None:
+    """The record of a published message is not awaited: it goes in the pipeline of the next
+    check, ahead of it, so a provider retry arriving at once is still known."""
+    client = aioredis.Redis.from_url(stack.redis_url)
+    counted = CountedPipelines(client)
+    try:
+        retries = ProviderRetries(counted, key_prefix=redis_prefix, ttl_s=600)  # type: ignore[arg-type]
+        for n in range(100):
+            retries.remember("twilio", f"SM{n}")
+        seen = await retries.already_published("twilio", "SM99")
+    finally:
+        await client.aclose()
+
+    assert seen
+    assert counted.pipelines == 1
+
+
+async def test_a_record_with_no_check_after_it_is_still_written(
+    stack: StackAddresses, redis_prefix: str
+) -> None:
+    client = aioredis.Redis.from_url(stack.redis_url)
+    try:
+        retries = ProviderRetries(client, key_prefix=redis_prefix, ttl_s=600)
+        retries.remember("twilio", "SM-last")
+        key = ingress_seen_key(redis_prefix, "twilio", "SM-last")
+        await eventually_async(lambda: client.exists(key), what="the deferred record")
+    finally:
+        await client.aclose()
