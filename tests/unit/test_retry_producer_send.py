@@ -1,13 +1,17 @@
 """faust wraps its producer's failures in ProducerSendError: one caused by a broker that did not
 answer in time is retried like the Kafka error inside it, not dead-lettered; one caused by
-anything else still surfaces at once."""
+anything else still surfaces at once. Kafka errors raised unwrapped are retried unless no wait
+can change them (a refused authorization, a record too large)."""
 
 from __future__ import annotations
 
+import kafka.errors
 import pytest
 from aiokafka.errors import (
+    KafkaConnectionError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
+    NotLeaderForPartitionError,
     ProducerClosed,
     TopicAuthorizationFailedError,
     UnknownTopicOrPartitionError,
@@ -80,3 +84,55 @@ async def _attempts_until_published(cause: Exception) -> int:
 
     await until_it_succeeds(operation, what="test", max_backoff_s=0.01, first_backoff_s=0.001)
     return attempts
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TopicAuthorizationFailedError(),
+        MessageSizeTooLargeError(),
+        kafka.errors.TopicAuthorizationFailedError(),
+        kafka.errors.SaslAuthenticationFailedError(),
+    ],
+    ids=["aiokafka authorization", "aiokafka too large", "kafka-python authorization", "sasl"],
+)
+async def test_a_kafka_refusal_raised_unwrapped_surfaces_at_once(error: Exception) -> None:
+    """A send's future (or kafka-python) raises the broker's answer as it is, not wrapped by
+    faust: a refusal no wait changes stops the retries instead of stalling the stage."""
+    attempts = 0
+
+    async def operation() -> None:
+        nonlocal attempts
+        attempts += 1
+        raise error
+
+    with pytest.raises(type(error)):
+        await until_it_succeeds(operation, what="test", max_backoff_s=0.01)
+    assert attempts == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        UnknownTopicOrPartitionError(),
+        NotLeaderForPartitionError(),
+        KafkaTimeoutError(),
+        KafkaConnectionError(),
+        kafka.errors.KafkaConnectionError(),
+    ],
+    ids=["unknown topic", "leader moved", "timeout", "connection", "kafka-python connection"],
+)
+async def test_a_kafka_error_raised_unwrapped_that_passes_is_retried(error: Exception) -> None:
+    attempts = 0
+
+    async def operation() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:
+            raise error
+        return "published"
+
+    result = await until_it_succeeds(
+        operation, what="test", max_backoff_s=0.01, first_backoff_s=0.001
+    )
+    assert (result, attempts) == ("published", 3)

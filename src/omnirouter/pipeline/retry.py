@@ -7,6 +7,8 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import aiokafka.errors
+import kafka.errors
 import redis.exceptions
 from aiokafka.errors import KafkaError as AioKafkaError
 from aiokafka.errors import KafkaTimeoutError as AioKafkaTimeoutError
@@ -37,6 +39,29 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     # aiokafka is faust's transport; its errors are transient in the same way.
     AioKafkaError,
 )
+# Kafka's answers that no wait changes: a refused authorization (ACLs, SASL) and a record the
+# broker will never take. Both Kafka libraries' errors count as transient above; these would
+# stall a stage forever, retrying with warnings, so they surface instead (the batch goes to the
+# dead-letter topic with the reason, and can be replayed once the cause is fixed).
+NEVER_PASSING_ERRORS: tuple[type[BaseException], ...] = (
+    aiokafka.errors.TopicAuthorizationFailedError,
+    aiokafka.errors.GroupAuthorizationFailedError,
+    aiokafka.errors.ClusterAuthorizationFailedError,
+    aiokafka.errors.TransactionalIdAuthorizationFailed,
+    aiokafka.errors.SaslAuthenticationFailed,
+    aiokafka.errors.AuthenticationFailedError,
+    aiokafka.errors.MessageSizeTooLargeError,
+    aiokafka.errors.RecordTooLargeError,
+    aiokafka.errors.RecordListTooLargeError,
+    kafka.errors.AuthorizationError,
+    kafka.errors.TopicAuthorizationFailedError,
+    kafka.errors.GroupAuthorizationFailedError,
+    kafka.errors.ClusterAuthorizationFailedError,
+    kafka.errors.TransactionalIdAuthorizationFailedError,
+    kafka.errors.SaslAuthenticationFailedError,
+    kafka.errors.MessageSizeTooLargeError,
+    kafka.errors.RecordListTooLargeError,
+)
 # What a send wrapped by faust may fail with and still succeed later (aiokafka marks its
 # timeout not retriable: it is, once the broker answers again).
 _SEND_TIMEOUTS = (AioKafkaTimeoutError, ConnectionError, TimeoutError)
@@ -60,6 +85,8 @@ def is_redis_connection_race(exc: BaseException) -> bool:
 
 def is_transient(exc: BaseException) -> bool:
     """A failure that passes by itself: worth retrying, never worth a dead letter."""
+    if isinstance(exc, NEVER_PASSING_ERRORS):
+        return False
     if isinstance(exc, TRANSIENT_ERRORS) or is_redis_connection_race(exc):
         return True
     # faust wraps its producer's errors ("Error while sending: ..."). A broker that hung for
