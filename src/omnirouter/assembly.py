@@ -244,5 +244,6 @@ async def serve_http(
             await asyncio.to_thread(smtp.stop)
         if live is not None:
             await live.stop()
+        await intake.aclose()
         await publisher.aclose()
         await client.aclose()

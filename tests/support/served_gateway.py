@@ -97,6 +97,7 @@ def served_gateway(settings: Settings) -> Iterator[str]:
         try:
             yield create_ingress_app(ChannelContext(intake, settings, redis_client))
         finally:
+            await intake.aclose()
             await publisher.aclose()
             await redis_client.aclose()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
+from fastapi.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
 from omnirouter.ingress.gateway import create_gateway_app, direct, limit_body_size, read_body
@@ -102,11 +103,57 @@ async def test_http_errors_are_answered_as_the_router_answers_them(
     assert direct_answer.headers == routed_answer.headers
 
 
+def _with_handlers(app: FastAPI) -> FastAPI:
+    """Handlers registered by status code (async) and by class (sync), as an app may."""
+
+    async def by_status(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse("come back later", status_code=503, headers={"X-Handled": "503"})
+
+    def by_class(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse("who are you", status_code=401, headers={"X-Handled": "class"})
+
+    app.add_exception_handler(503, by_status)
+    app.add_exception_handler(HTTPException, by_class)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "text"),
+    [(b"later", 503, "come back later"), (b"unsigned", 401, "who are you")],
+)
+async def test_the_apps_own_exception_handlers_answer_direct_endpoints_too(
+    body: bytes, code: int, text: str
+) -> None:
+    answers: list[httpx.Response] = []
+    for app in (create_gateway_app([webhooks()], max_body_bytes=LIMIT), _without_direct()):
+        async with client(_with_handlers(app)) as http:
+            answers.append(await http.post("/webhooks/acme/messages", content=body))
+
+    for answer in answers:
+        assert (answer.status_code, answer.text) == (code, text)
+    assert answers[0].headers == answers[1].headers
+
+
 def _without_direct() -> FastAPI:
     app = FastAPI()
     app.include_router(webhooks())
     limit_body_size(app, LIMIT)
     return app
+
+
+async def test_an_undeclared_body_past_the_limit_is_413_from_a_direct_endpoint() -> None:
+    """A chunked body declares no length; the endpoint's own read refuses it, as routed."""
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(3):
+            yield b"y" * 600
+
+    app = create_gateway_app([webhooks()], max_body_bytes=LIMIT)
+    async with client(app) as http:
+        answer = await http.post("/webhooks/acme/messages", content=chunks())
+
+    assert answer.status_code == 413
+    assert answer.json() == {"detail": f"payload larger than {LIMIT} bytes"}
 
 
 async def test_an_endpoint_that_fails_is_a_500_not_a_dropped_connection() -> None:

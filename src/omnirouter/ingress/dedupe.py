@@ -36,6 +36,10 @@ class ProviderRetries:
             log.warning("retry check unavailable", error=str(exc))
             return False
 
+    async def aclose(self) -> None:
+        """Write the records still deferred (before the Redis client is closed)."""
+        await self._redis.aclose()
+
     def remember(self, provider: str, message_id: str) -> None:
         """Record that the message is in Kafka (only ever called after the acknowledgement).
 

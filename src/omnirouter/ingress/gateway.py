@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -100,12 +101,18 @@ class DirectRoutes:
 
 
 async def _http_error(app: Any, request: Request, exc: StarletteHTTPException) -> Response:
-    for kind in type(exc).__mro__:
-        handler = app.exception_handlers.get(kind)
-        if handler is not None:
-            answer: Response = await handler(request, exc)
-            return answer
-    return await http_exception_handler(request, exc)
+    # Looked up as Starlette's ExceptionMiddleware does: by status code, then by class.
+    handlers = app.exception_handlers
+    handler = handlers.get(exc.status_code)
+    if handler is None:
+        handler = next((handlers[k] for k in type(exc).__mro__ if k in handlers), None)
+    if handler is None:
+        return await http_exception_handler(request, exc)
+    if inspect.iscoroutinefunction(handler):
+        answer: Response = await handler(request, exc)
+    else:
+        answer = await run_in_threadpool(handler, request, exc)
+    return answer
 
 
 def serve_direct_routes(app: FastAPI, routers: Sequence[APIRouter]) -> None:

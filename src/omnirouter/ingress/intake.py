@@ -40,6 +40,10 @@ class Intake:
         self._retries = retries
         self._retry_after = str(retry_after_s)
 
+    async def aclose(self) -> None:
+        """Finish the Redis writes still deferred; the publisher is closed by its owner."""
+        await self._retries.aclose()
+
     def unavailable(self, why: str) -> HTTPException:
         """503 with Retry-After: providers retry, so nothing is lost."""
         return HTTPException(

@@ -70,6 +70,14 @@ class CommandBatcher:
         if self._flush is None and self._sending is None:
             self._flush = asyncio.get_running_loop().call_later(self.defer_s, self._start_sending)
 
+    async def aclose(self) -> None:
+        """Send what is deferred and wait for the batch in flight; call it before closing the
+        client (a timer firing after the close would open a connection nobody closes)."""
+        if self._deferred or self._flush is not None:
+            self._start_sending()
+        if self._sending is not None:
+            await asyncio.shield(self._sending)
+
     def _start_sending(self) -> None:
         if self._flush is not None:
             self._flush.cancel()

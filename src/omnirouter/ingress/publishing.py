@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
+import aiokafka.errors
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
@@ -44,6 +45,14 @@ class PublishFailed(Exception):  # noqa: N818 - maps to HTTP 503, reads as the o
 
 KAFKA_MAX_REQUEST_BYTES = 1_048_576
 """The producer's ``max_request_size`` (the Kafka clients' default): no record may be larger."""
+
+BROKEN_PRODUCER_ERRORS: tuple[type[BaseException], ...] = (
+    aiokafka.errors.OutOfOrderSequenceNumber,
+    aiokafka.errors.UnknownProducerId,
+    aiokafka.errors.InvalidProducerEpoch,
+    aiokafka.errors.ProducerFenced,
+)
+"""Answers after which an idempotent producer cannot write again: it is replaced."""
 
 PRODUCER_BATCH_BYTES = 256 * 1024
 """Per partition: the records of every request in flight share one produce request."""
@@ -100,6 +109,8 @@ class IngressPublisher:
         self._producer: AsyncProducer | None = None
         self._home: asyncio.AbstractEventLoop | None = None
         self._starting: asyncio.Lock | None = None
+        self._closed = False
+        self._retiring: set[asyncio.Task[None]] = set()
         self._inbound = topic_spec("interactions.inbound").name(topic_prefix)
         self._dead = topic_spec("deadletter").name(topic_prefix)
         # Kafka refuses a bigger record whatever the retries; checked before sending, so a
@@ -149,6 +160,8 @@ class IngressPublisher:
         if self._starting is None:
             self._starting = asyncio.Lock()
         async with self._starting:
+            if self._closed:
+                raise PublishFailed("the publisher is closed")
             if self._producer is None:
                 producer = self._make_producer()
                 try:
@@ -163,7 +176,8 @@ class IngressPublisher:
 
     async def _write(self, topic: str, key: bytes, value: bytes) -> None:
         producer = await self._started()
-        await self._acknowledgement(await producer.send(topic, value, key=key))
+        deadline = asyncio.get_running_loop().time() + self._timeout_s
+        await self._acknowledgement(producer, await producer.send(topic, value, key=key), deadline)
 
     def _on_home_loop(self) -> bool:
         """Bind the publisher to the running loop unless another live loop already has it."""
@@ -178,11 +192,12 @@ class IngressPublisher:
             async with asyncio.timeout(self._timeout_s):
                 if self._on_home_loop():
                     return await write
-                assert self._home is not None
+                home = self._home
+                if home is None or not home.is_running():
+                    write.close()  # never scheduled: nothing will await it
+                    raise PublishFailed("the publisher's event loop is not running")
                 # Another loop (the SMTP listener's thread): the producer's loop does the write.
-                return await asyncio.wrap_future(
-                    asyncio.run_coroutine_threadsafe(write, self._home)
-                )
+                return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(write, home))
         except TimeoutError as exc:
             raise PublishFailed(
                 f"KafkaTimeoutError: no acknowledgement within {self._timeout_s} s"
@@ -191,27 +206,34 @@ class IngressPublisher:
             raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
 
     async def _send(self, topic: str, key: bytes, value: bytes) -> None:
+        if self._closed:
+            raise PublishFailed("the publisher is closed")
         producer = self._producer
-        if producer is None or self._home is not asyncio.get_running_loop():
+        loop = asyncio.get_running_loop()
+        if producer is None or self._home is not loop:
             await self._bounded(self._write(topic, key, value))
             return
         # Every request after the first: one timer on the acknowledgement instead of a timeout
-        # scope around the whole write (a tenth of the gateway's CPU went to asyncio.timeout and
-        # shield at its maximum rate). send() itself waits for metadata or buffer space at most
-        # request_timeout_ms, which is the publish timeout.
+        # scope around the whole write (asyncio.timeout was ~5% of the gateway's CPU at its
+        # maximum rate). send() itself waits for metadata or buffer space at most
+        # request_timeout_ms, the publish timeout; the timer gets what is left of it.
+        deadline = loop.time() + self._timeout_s
         try:
             acknowledged = await producer.send(topic, value, key=key)
         except KafkaError as exc:
+            self._retire_if_broken(producer, exc)
             raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
-        await self._acknowledgement(acknowledged)
+        await self._acknowledgement(producer, acknowledged, deadline)
 
-    async def _acknowledgement(self, acknowledged: asyncio.Future[Any]) -> None:
+    async def _acknowledgement(
+        self, producer: AsyncProducer, acknowledged: asyncio.Future[Any], deadline: float
+    ) -> None:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         # The record's own future is the producer's: relayed, never cancelled by a request
         # that gives up.
         acknowledged.add_done_callback(functools.partial(_relay, waiter))
-        expiry = loop.call_later(self._timeout_s, _expire, waiter)
+        expiry = loop.call_at(deadline, _expire, waiter)
         try:
             await waiter
         except TimeoutError as exc:
@@ -219,9 +241,23 @@ class IngressPublisher:
                 f"KafkaTimeoutError: no acknowledgement within {self._timeout_s} s"
             ) from exc
         except KafkaError as exc:
+            self._retire_if_broken(producer, exc)
             raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
         finally:
             expiry.cancel()
+
+    def _retire_if_broken(self, producer: AsyncProducer, error: KafkaError) -> None:
+        """Replace a producer whose idempotent state broke: aiokafka never resets it, so every
+        later record of that partition would fail until the process restarts (a batch that
+        expired unsent, e.g. during a leader election, leaves a sequence gap; aio-libs/aiokafka
+        #1017). The next write starts a new producer, with a new producer id."""
+        if not isinstance(error, BROKEN_PRODUCER_ERRORS) or self._producer is not producer:
+            return
+        log.warning("replacing the kafka producer", error=f"{type(error).__name__}: {error}")
+        self._producer = None
+        retiring = asyncio.ensure_future(_stop(producer, self._timeout_s))
+        self._retiring.add(retiring)
+        retiring.add_done_callback(self._retiring.discard)
 
     async def publish(self, event: InteractionEvent) -> None:
         """Write ``event`` to interactions.inbound and return once Kafka acknowledged it.
@@ -278,16 +314,26 @@ class IngressPublisher:
         publish timeout (a broker that is down must not hold a stopping gateway forever).
         Records still unacknowledged were never answered 2xx, so giving up on them loses
         nothing the providers will not retry."""
-        home, producer = self._home, self._producer
-        self._producer = None
-        if producer is None or home is None or home.is_closed():
+        self._closed = True
+        home = self._home
+        if home is None or home.is_closed():
             return
         if home is asyncio.get_running_loop():
+            await self._close_here()
+        elif home.is_running():
+            closing = asyncio.run_coroutine_threadsafe(self._close_here(), home)
+            # Bounded: _stop gives up after the timeout, and twice that covers its fallback.
+            await asyncio.wait_for(asyncio.wrap_future(closing), 2 * self._timeout_s + 1)
+
+    async def _close_here(self) -> None:
+        if self._starting is not None:
+            async with self._starting:  # a producer being started is closed too
+                pass
+        producer, self._producer = self._producer, None
+        if producer is not None:
             await _stop(producer, self._timeout_s)
-        else:
-            await asyncio.wrap_future(
-                asyncio.run_coroutine_threadsafe(_stop(producer, self._timeout_s), home)
-            )
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
 
 
 def _relay(waiter: asyncio.Future[None], acknowledged: asyncio.Future[Any]) -> None:

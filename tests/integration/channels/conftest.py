@@ -119,5 +119,6 @@ async def gateway(
         ):
             yield Gateway(client, reader, prefix, settings, context)
     finally:
+        await context.intake.aclose()
         await publisher.aclose()
         await redis_client.aclose()

@@ -67,9 +67,8 @@ async def test_endpoints_answer_503_while_the_broker_is_down(
         addresses.kafka_bootstrap_servers, topic_prefix="down.", timeout_s=2
     )
     redis_client = aioredis.Redis.from_url(stack.redis_url)
-    intake = Intake(
-        publisher, ProviderRetries(redis_client, key_prefix=redis_prefix, ttl_s=60), retry_after_s=7
-    )
+    retries = ProviderRetries(redis_client, key_prefix=redis_prefix, ttl_s=60)
+    intake = Intake(publisher, retries, retry_after_s=7)
     app = create_ingress_app(ChannelContext(intake, settings, redis_client))
     url = "https://cx.example.com/webhooks/twilio/messages"
 
@@ -100,11 +99,16 @@ async def test_endpoints_answer_503_while_the_broker_is_down(
             assert all(a.headers["Retry-After"] == "7" for a in answers)
             assert "did not acknowledge" in answers[0].json()["detail"]
             # Not recorded as published: the provider's retry will be written once Kafka is back.
+            # (Records are deferred; a check sends whatever was deferred ahead of itself.)
             for n in (2, 3, 4):
+                assert not await retries.already_published("twilio", f"SM{n:032d}")
                 assert not await redis_client.exists(
                     ingress_seen_key(redis_prefix, "twilio", f"SM{n:032d}")
                 )
+            # The one Kafka took is recorded: the check above is not blind.
+            assert await retries.already_published("twilio", f"SM{1:032d}")
     finally:
+        await intake.aclose()
         await publisher.aclose()
         await redis_client.aclose()
     # Closed with records the stopped broker never acknowledged: the producer's sender stops

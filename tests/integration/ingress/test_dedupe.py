@@ -40,6 +40,7 @@ async def test_a_burst_of_requests_shares_pipelines_and_each_gets_its_own_answer
     for sid in sent[::2]:
         retries.remember("twilio", sid)
     answers = await asyncio.gather(*(retries.already_published("twilio", sid) for sid in sent))
+    await retries.aclose()
 
     assert answers == [n % 2 == 0 for n in range(500)]
     ttl = redis_client.ttl(ingress_seen_key(redis_prefix, "twilio", sent[0]))
@@ -55,6 +56,7 @@ async def test_with_redis_unreachable_every_message_counts_as_new(redis_prefix: 
         answers = await asyncio.gather(
             *(retries.already_published("twilio", f"SM{n}") for n in range(5))
         )
+        await retries.aclose()  # the deferred record fails too, and is only logged
     finally:
         await client.aclose()
 
@@ -85,6 +87,7 @@ async def test_records_ride_with_the_next_check_and_a_retry_right_after_is_seen(
         for n in range(100):
             retries.remember("twilio", f"SM{n}")
         seen = await retries.already_published("twilio", "SM99")
+        await retries.aclose()
     finally:
         await client.aclose()
 
@@ -101,5 +104,23 @@ async def test_a_record_with_no_check_after_it_is_still_written(
         retries.remember("twilio", "SM-last")
         key = ingress_seen_key(redis_prefix, "twilio", "SM-last")
         await eventually_async(lambda: client.exists(key), what="the deferred record")
+        await retries.aclose()
     finally:
         await client.aclose()
+
+
+async def test_closing_writes_the_records_still_deferred(
+    stack: StackAddresses, redis_prefix: str, redis_client: redis.Redis
+) -> None:
+    """A stopping gateway writes what it deferred before its Redis client closes."""
+    client = aioredis.Redis.from_url(stack.redis_url)
+    try:
+        retries = ProviderRetries(client, key_prefix=redis_prefix, ttl_s=600)
+        for n in range(3):
+            retries.remember("twilio", f"SM-closing-{n}")
+        await retries.aclose()
+    finally:
+        await client.aclose()
+
+    keys = [ingress_seen_key(redis_prefix, "twilio", f"SM-closing-{n}") for n in range(3)]
+    assert redis_client.exists(*keys) == 3

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, OutOfOrderSequenceNumber
 
 from omnirouter.devstack import StackAddresses
 from omnirouter.events import InteractionEvent, topic_spec
@@ -157,34 +157,89 @@ async def test_a_send_that_raises_fails_its_own_request_only() -> None:
     assert kafka.pending[1].done()
 
 
-class _UnreachableAtFirst(_SilentKafka):
-    """Cannot connect the first time (the broker is not up yet); then acknowledges at once."""
-
-    made = 0
-    stopped = 0
+class _Producers:
+    """Makes stand-in producers: the first cannot connect (the broker is not up yet), the
+    ones after it acknowledge at once; counts what was made and stopped."""
 
     def __init__(self) -> None:
-        super().__init__()
-        type(self).made += 1
-        self.acknowledge_at_once = True
+        self.made: list[_SilentKafka] = []
+        self.stopped = 0
 
-    async def start(self) -> None:
-        await super().start()
-        if type(self).made == 1:
-            raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 9)]")
+    def __call__(self) -> _SilentKafka:
+        producers = self
 
-    async def stop(self) -> None:
-        type(self).stopped += 1
+        class Producer(_SilentKafka):
+            async def start(self) -> None:
+                await super().start()
+                if len(producers.made) == 1:
+                    raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 9)]")
+
+            async def stop(self) -> None:
+                producers.stopped += 1
+
+        producer = Producer()
+        producer.acknowledge_at_once = True
+        self.made.append(producer)
+        return producer
 
 
 async def test_a_producer_that_cannot_start_is_closed_and_the_next_write_starts_one() -> None:
     """A broker not up yet is a 503 for that request, not a publisher broken for good; the
     producer that failed to start is closed (its connections would leak otherwise)."""
-    publisher = IngressPublisher(_UnreachableAtFirst, topic_prefix="late.", timeout_s=5)
+    producers = _Producers()
+    publisher = IngressPublisher(producers, topic_prefix="late.", timeout_s=5)
 
     with pytest.raises(PublishFailed, match="KafkaConnectionError"):
         await publisher.publish(sms(1))
     await publisher.publish(sms(2))
     await publisher.aclose()
 
-    assert (_UnreachableAtFirst.made, _UnreachableAtFirst.stopped) == (2, 2)
+    assert (len(producers.made), producers.stopped) == (2, 2)
+
+
+async def test_once_closed_a_publish_fails_without_reaching_kafka() -> None:
+    """A stopping gateway answers 503 (providers retry) rather than starting a producer again
+    that nothing would close."""
+    producers = _Producers()
+    publisher = IngressPublisher(producers, topic_prefix="closed.", timeout_s=5)
+    with pytest.raises(PublishFailed):
+        await publisher.publish(sms(1))  # the first producer cannot connect
+    await publisher.publish(sms(2))
+    await publisher.aclose()
+
+    with pytest.raises(PublishFailed, match="closed"):
+        await publisher.publish(sms(3))
+    assert len(producers.made) == 2
+    assert len(producers.made[1].pending) == 1
+
+
+class _Broken(_SilentKafka):
+    """A producer whose idempotence broke (a sequence gap after a batch expired): every
+    record fails with OutOfOrderSequenceNumber until a new producer is made."""
+
+    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_exception(OutOfOrderSequenceNumber())
+        self.pending.append(future)
+        return future
+
+
+async def test_a_producer_whose_sequence_broke_is_replaced() -> None:
+    """aiokafka never resets an idempotent producer's sequence (aio-libs/aiokafka#1017): the
+    partition would answer 503 until the process restarts. The publisher closes it and the next
+    write starts a new one."""
+    made: list[_SilentKafka] = []
+
+    def make() -> _SilentKafka:
+        producer: _SilentKafka = _Broken() if not made else _SilentKafka()
+        producer.acknowledge_at_once = True
+        made.append(producer)
+        return producer
+
+    publisher = IngressPublisher(make, topic_prefix="gap.", timeout_s=5)
+    with pytest.raises(PublishFailed, match="OutOfOrderSequenceNumber"):
+        await publisher.publish(sms(1))
+    await publisher.publish(sms(2))
+    await publisher.aclose()
+
+    assert [type(p).__name__ for p in made] == ["_Broken", "_SilentKafka"]

@@ -47,5 +47,6 @@ async def gateway(
         ):
             yield Gateway(context, client, reader, settings, inbound)
     finally:
+        await intake.aclose()
         await publisher.aclose()
         await redis_client.aclose()

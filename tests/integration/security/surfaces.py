@@ -179,6 +179,7 @@ async def assembled_api(settings: Settings) -> AsyncIterator[FastAPI]:
             max_body_bytes=settings.ingress.max_body_bytes,
         )
     finally:
+        await intake.aclose()
         await producer.aclose()
         await asyncio.to_thread(operations_producer.close)
         await client.aclose()
