@@ -4,8 +4,8 @@ The gateway writes with aiokafka's producer on its own event loop: a request app
 record to the batch being built and awaits that record's acknowledgement, with no thread in
 between. (kafka-python's synchronous producer needed a thread to hand records over and another
 to bring acknowledgements back; every crossing waited for the GIL, and at 1,000 webhooks/s that
-doubled the median latency and tripled the p99.) The producer belongs to the loop that first
-publishes; the SMTP listener's loop, in a thread of its own, hands its writes to that loop.
+more than doubled both the median and the p99 latency.) The producer belongs to the loop that
+first publishes; the SMTP listener's loop, in a thread of its own, hands its writes to that loop.
 """
 
 from __future__ import annotations
