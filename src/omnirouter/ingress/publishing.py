@@ -175,9 +175,7 @@ class IngressPublisher:
         return self._producer
 
     async def _write(self, topic: str, key: bytes, value: bytes) -> None:
-        producer = await self._started()
-        deadline = asyncio.get_running_loop().time() + self._timeout_s
-        await self._acknowledgement(producer, await producer.send(topic, value, key=key), deadline)
+        await self._record(await self._started(), topic, key, value)
 
     def _on_home_loop(self) -> bool:
         """Bind the publisher to the running loop unless another live loop already has it."""
@@ -198,53 +196,51 @@ class IngressPublisher:
                     raise PublishFailed("the publisher's event loop is not running")
                 # Another loop (the SMTP listener's thread): the producer's loop does the write.
                 return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(write, home))
-        except TimeoutError as exc:
-            raise PublishFailed(
+        except (TimeoutError, KafkaError) as exc:
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: TimeoutError | KafkaError) -> PublishFailed:
+        if isinstance(exc, TimeoutError):
+            return PublishFailed(
                 f"KafkaTimeoutError: no acknowledgement within {self._timeout_s} s"
-            ) from exc
-        except KafkaError as exc:
-            raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
+            )
+        return PublishFailed(f"{type(exc).__name__}: {exc}")
 
     async def _send(self, topic: str, key: bytes, value: bytes) -> None:
         if self._closed:
             raise PublishFailed("the publisher is closed")
         producer = self._producer
-        loop = asyncio.get_running_loop()
-        if producer is None or self._home is not loop:
+        if producer is None or self._home is not asyncio.get_running_loop():
             await self._bounded(self._write(topic, key, value))
-            return
-        # Every request after the first: one timer on the acknowledgement instead of a timeout
-        # scope around the whole write (asyncio.timeout was ~5% of the gateway's CPU at its
-        # maximum rate). send() itself waits for metadata or buffer space at most
-        # request_timeout_ms, the publish timeout; the timer gets what is left of it.
+        else:
+            # Every request after the first: no timeout scope around the write, only the
+            # record's timer (asyncio.timeout was ~5% of the gateway's CPU at its maximum).
+            await self._record(producer, topic, key, value)
+
+    async def _record(self, producer: AsyncProducer, topic: str, key: bytes, value: bytes) -> None:
+        """Append the record and wait for its acknowledgement, at most the publish timeout.
+
+        send() itself waits for metadata or buffer space at most request_timeout_ms, the
+        publish timeout; the acknowledgement's timer gets what is left of it.
+        """
+        loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout_s
+        waiter: asyncio.Future[None] = loop.create_future()
         try:
             acknowledged = await producer.send(topic, value, key=key)
+            # The record's own future is the producer's: relayed, never cancelled by a request
+            # that gives up.
+            acknowledged.add_done_callback(functools.partial(_relay, waiter))
+            expiry = loop.call_at(deadline, _expire, waiter)
+            try:
+                await waiter
+            finally:
+                expiry.cancel()
         except KafkaError as exc:
             self._retire_if_broken(producer, exc)
-            raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
-        await self._acknowledgement(producer, acknowledged, deadline)
-
-    async def _acknowledgement(
-        self, producer: AsyncProducer, acknowledged: asyncio.Future[Any], deadline: float
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        # The record's own future is the producer's: relayed, never cancelled by a request
-        # that gives up.
-        acknowledged.add_done_callback(functools.partial(_relay, waiter))
-        expiry = loop.call_at(deadline, _expire, waiter)
-        try:
-            await waiter
+            raise self._failed(exc) from exc
         except TimeoutError as exc:
-            raise PublishFailed(
-                f"KafkaTimeoutError: no acknowledgement within {self._timeout_s} s"
-            ) from exc
-        except KafkaError as exc:
-            self._retire_if_broken(producer, exc)
-            raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
-        finally:
-            expiry.cancel()
+            raise self._failed(exc) from exc
 
     def _retire_if_broken(self, producer: AsyncProducer, error: KafkaError) -> None:
         """Replace a producer whose idempotent state broke: aiokafka never resets it, so every
