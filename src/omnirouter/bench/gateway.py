@@ -17,8 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-import aiohttp
-
+from omnirouter.bench.http import HttpProtocolError, KeepAlivePool, build_post
 from omnirouter.bench.schedule import StepPlan
 from omnirouter.bench.stats import (
     BacklogVerdict,
@@ -45,8 +44,8 @@ class SignedWebhooks:
     url: str
     auth_token: str
 
-    def build(self, count: int, *, seed: int) -> list[tuple[bytes, str]]:
-        """``count`` distinct signed form bodies (body, X-Twilio-Signature), built ahead."""
+    def build(self, count: int, *, seed: int) -> list[bytes]:
+        """``count`` distinct signed webhook requests, built ahead as the bytes to send."""
         rng = random.Random(seed)  # noqa: S311 - test traffic, not cryptography
         bodies = []
         for _ in range(count):
@@ -64,8 +63,11 @@ class SignedWebhooks:
                 "FromCountry": "US",
                 "FromCity": "SPRINGFIELD",
             }
-            signature = twilio_signature(self.auth_token, self.url, fields.items())
-            bodies.append((urlencode(fields).encode(), signature))
+            headers = {
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": twilio_signature(self.auth_token, self.url, fields.items()),
+            }
+            bodies.append(build_post(self.url, urlencode(fields).encode(), headers))
         return bodies
 
 
@@ -104,28 +106,21 @@ class GatewayStep:
 async def offer_webhooks(
     plan: StepPlan,
     target: SignedWebhooks,
-    bodies: list[tuple[bytes, str]],
+    requests: list[bytes],
     *,
     connections: int = 256,
     sample_every_s: float = 0.25,
 ) -> GatewayStep:
-    """Post ``bodies`` open loop at ``plan.rate``; returns when every request was answered."""
+    """Post ``requests`` (from :meth:`SignedWebhooks.build`) open loop at ``plan.rate``;
+    returns when every request was answered."""
     result = GatewayStep(plan)
-    connector = aiohttp.TCPConnector(limit=connections, force_close=False)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    pool = KeepAlivePool(target.url, limit=connections, timeout_s=30.0)
+    try:
 
         async def post(index: int) -> None:
-            body, signature = bodies[index % len(bodies)]
-            headers = {
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Twilio-Signature": signature,
-            }
             try:
-                async with session.post(target.url, data=body, headers=headers) as response:
-                    await response.read()
-                    status = str(response.status)
-            except (aiohttp.ClientError, TimeoutError) as exc:
+                status = str(await pool.post(requests[index % len(requests)]))
+            except (OSError, HttpProtocolError, TimeoutError) as exc:
                 status = type(exc).__name__
             now = time.monotonic()
             result.statuses[status] += 1
@@ -153,4 +148,6 @@ async def offer_webhooks(
         result.backlog.append((time.monotonic(), plan.total - result.completed))
         if tasks:
             await asyncio.wait(tasks)
+    finally:
+        pool.close()
     return result

@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import redis
 
 from omnirouter.bench.gateway import SignedWebhooks, offer_webhooks
+from omnirouter.bench.http import KeepAlivePool
 from omnirouter.bench.loadgen import GeneratorHandle, StepReport
 from omnirouter.bench.measure import OutputMeter
 from omnirouter.bench.options import BenchOptions
@@ -240,26 +240,19 @@ async def gateway_phase(
 ) -> dict[str, Any]:
     """Webhooks per second with 2xx from one gateway process, and latency at 50% of that."""
     target = SignedWebhooks(url, auth_token)
-    ((body, signature),) = target.build(1, seed=0)
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            url,
-            data=body,
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Twilio-Signature": signature,
-            },
-        ) as response,
-    ):
-        if response.status != 200:
-            raise RuntimeError(f"gateway answered {response.status}: {await response.text()}")
+    pool = KeepAlivePool(url, limit=1, timeout_s=30.0)
+    try:
+        status = await pool.post(target.build(1, seed=0)[0])
+    finally:
+        pool.close()
+    if status != 200:
+        raise RuntimeError(f"gateway answered {status} to a signed webhook")
     counter = iter(range(1, 10_000))
 
     async def measure(label: str, rate: float, steady_s: float) -> dict[str, Any]:
         step = next(counter)
         total = StepPlan(step, rate, 0.0, options.warmup_s, steady_s).total
-        bodies = target.build(total, seed=step)
+        requests = target.build(total, seed=step)
         plan = StepPlan(step, rate, time.monotonic() + _LEAD_S, options.warmup_s, steady_s)
         progress(f"gateway {label}: offering {rate:,.0f} webhooks/s")
         window = CpuWindow(samplers)
@@ -269,7 +262,7 @@ async def gateway_phase(
             window.open()
 
         opener = asyncio.create_task(open_window())
-        outcome = await offer_webhooks(plan, target, bodies)
+        outcome = await offer_webhooks(plan, target, requests)
         await opener
         verdict = outcome.verdict()
         latency = outcome.latency()
