@@ -139,13 +139,26 @@ delete.topic.enable=true
 """
 
 
+# What Kafka's own launcher (bin/kafka-run-class.sh, KAFKA_JVM_PERFORMANCE_OPTS) runs every
+# broker and tool with. Without the 20 ms pause goal, G1 aims at 200 ms and lets the young
+# generation grow to hundreds of MiB (measured: 450 MiB collected in an 18 ms pause), and
+# every request in flight waits out the pause.
+JVM_PERFORMANCE_OPTIONS = (
+    "-server",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-Djava.awt.headless=true",
+)
+
+
 def _java_command(java: str, libs: Path, config: Path, main: str, heap: str) -> list[str]:
     return [
         java,
         f"-Xmx{heap}",
         f"-Xms{heap}" if main == BROKER_MAIN else "-Xms64m",
-        "-XX:+UseG1GC",
-        "-Djava.awt.headless=true",
+        *JVM_PERFORMANCE_OPTIONS,
         f"-Dlog4j2.configurationFile={config}",
         "-cp",
         f"{libs}/*",
