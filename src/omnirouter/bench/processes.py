@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -152,13 +153,17 @@ class RouterProcess:
         deadline = time.monotonic() + timeout_s
         while not ready.exists():
             if self._process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                tail = (self._dir / "log").read_text(errors="replace")[-2000:]
-                raise StackError(f"omnirouter {self.command} did not start:\n{tail}")
+                self.stop(keep_log=True)
+                tail = self.log_tail()
+                raise StackError(
+                    f"omnirouter {self.command} did not start (log: {self._dir / 'log'}):\n{tail}"
+                )
             time.sleep(0.1)
 
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not stop within 45 s."""
+    def stop(self, *, keep_log: bool = False) -> None:
+        """SIGTERM, then SIGKILL if it does not stop within 45 s. Its folder (log and ready
+        file) is removed unless ``keep_log`` or the child ended with an error: every run used
+        to leave one behind under the temporary directory."""
         process = self._process
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -167,6 +172,8 @@ class RouterProcess:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+        if not keep_log and (process is None or process.returncode == 0):
+            shutil.rmtree(self._dir, ignore_errors=True)
 
     def log_tail(self, chars: int = 2000) -> str:
         """The end of the child's output."""
