@@ -145,46 +145,44 @@ async def test_a_server_that_closes_after_each_answer_gets_a_new_connection_each
     assert len(connections) == 3
 
 
-async def test_a_dropped_connection_is_an_error_and_frees_its_place_in_the_pool() -> None:
+async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Close the connection without an answer."""
+
+
+async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Keep the connection open and silent until the client gives up."""
+    await reader.read()
+
+
+@pytest.mark.parametrize(
+    ("first_connection", "timeout_s", "error"),
+    [(hang_up, 10.0, ConnectionResetError), (never_answer, 0.3, TimeoutError)],
+)
+async def test_a_failed_request_is_an_error_and_frees_its_place_in_the_pool(
+    first_connection: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    timeout_s: float,
+    error: type[Exception],
+) -> None:
     """With a limit of one, a leaked place would leave every later request waiting forever."""
 
-    async def drop_the_first(
+    async def fail_the_first(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
     ) -> None:
         await read_request(reader)
         if n == 0:
-            return  # closed without an answer
+            await first_connection(reader, writer)
+            return
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         await writer.drain()
 
-    async with scripted(drop_the_first) as (url, connections):
-        pool = KeepAlivePool(url, limit=1, timeout_s=10)
-        with pytest.raises(ConnectionResetError):
+    async with scripted(fail_the_first) as (url, connections):
+        pool = KeepAlivePool(url, limit=1, timeout_s=timeout_s)
+        with pytest.raises(error):
             await pool.post(build_post(url, b"x", HEADERS))
         async with asyncio.timeout(10):
             assert await pool.post(build_post(url, b"y", HEADERS)) == 200
         pool.close()
     assert len(connections) == 2
-
-
-async def test_an_unanswered_request_times_out_and_the_pool_goes_on() -> None:
-    async def silent_first(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
-    ) -> None:
-        await read_request(reader)
-        if n == 0:
-            await reader.read()  # never answers; returns once the client gives up
-            return
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-        await writer.drain()
-
-    async with scripted(silent_first) as (url, _):
-        pool = KeepAlivePool(url, limit=1, timeout_s=0.3)
-        with pytest.raises(TimeoutError):
-            await pool.post(build_post(url, b"x", HEADERS))
-        async with asyncio.timeout(10):
-            assert await pool.post(build_post(url, b"y", HEADERS)) == 200
-        pool.close()
 
 
 async def test_a_refused_connection_is_an_error_and_frees_its_place() -> None:

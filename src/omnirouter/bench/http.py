@@ -120,6 +120,9 @@ class _Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         answer = self._answer = loop.create_future()
         self._response = _Response()
+        if self.transport.is_closing():  # closed by the server since it was last answered
+            answer.set_exception(ConnectionResetError("the server closed the connection"))
+            return answer
         # One timer per request, cancelled on the answer: cheaper than a timeout scope.
         timer = loop.call_later(timeout_s, self._fail, TimeoutError("no answer in time"))
         answer.add_done_callback(lambda _: timer.cancel())
