@@ -223,3 +223,71 @@ async def test_the_gateway_step_offers_every_signed_webhook_once_and_measures_th
     assert len(step.latencies_s) == sum(
         plan.intended(i) >= plan.steady_from for i in range(plan.total)
     )
+
+
+async def test_a_connection_already_closing_fails_a_request_at_once() -> None:
+    """Closed by the server after its last answer, before the pool noticed: the request fails
+    then and there instead of waiting out the timeout."""
+    async with served(echo_app([], set())) as url:
+        pool = KeepAlivePool(url, limit=1, timeout_s=30)
+        request = build_post(url + "/echo", b"x", HEADERS)
+        assert await pool.post(request) == 200
+        (connection,) = pool._idle
+        assert connection.transport is not None
+        connection.transport.close()  # closing; connection_lost has not run yet
+        with pytest.raises(ConnectionResetError):
+            async with asyncio.timeout(5):
+                await connection.send(request, 30)
+        pool.close()
+
+
+async def test_a_waiter_cancelled_after_being_handed_a_place_passes_it_on() -> None:
+    """A dropped connection's place goes to a waiting request; if that request is cancelled
+    before it runs, the place is freed (or handed on), never counted twice."""
+    pool = KeepAlivePool("http://127.0.0.1:9/hook", limit=1, timeout_s=1)
+    pool._open = 1  # a request in flight holds the only place
+    waiting = asyncio.create_task(pool._acquire())
+
+    async def is_waiting() -> bool:
+        return bool(pool._waiting)
+
+    await eventually_async(is_waiting, timeout_s=5, what="the request to wait for a place")
+    pool._release(None)  # the request in flight lost its connection: the waiter gets its place
+    waiting.cancel()  # and gives up before it runs
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert pool._open == 0
+
+
+async def test_connections_that_come_back_to_a_closed_pool_are_closed() -> None:
+    async with served(echo_app([], set())) as url:
+        pool = KeepAlivePool(url, limit=2, timeout_s=10)
+        in_flight = asyncio.create_task(pool.post(build_post(url + "/echo", b"x", HEADERS)))
+
+        async def opened() -> bool:
+            return pool._open == 1
+
+        await eventually_async(opened, timeout_s=5, what="the request to take a place")
+        pool.close()
+        assert await in_flight == 200
+    assert pool._idle == []
+    assert pool._open == 0
+
+
+async def test_every_offered_request_is_counted_even_when_the_answer_is_unreadable() -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(b"HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+
+    async with scripted(garbage) as (url, _):
+        target = SignedWebhooks(url, "token")
+        plan = StepPlan(1, 200.0, time.monotonic(), warmup_s=0.0, steady_s=0.25)
+        step = await offer_webhooks(plan, target, target.build(plan.total, seed=1), connections=4)
+    assert step.statuses == {"HttpProtocolError": plan.total}
+    assert step.completed == plan.total
+    assert step.errors == plan.total

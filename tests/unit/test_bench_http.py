@@ -38,6 +38,7 @@ def test_a_response_with_a_length_completes_exactly_at_its_last_byte(size: int) 
     assert not any(completions[:-1])  # never complete before the body's last byte
     assert response.status == 200
     assert response.keep_alive
+    assert response.body == b"<Response/>"
 
 
 @pytest.mark.parametrize("size", [1, 5, 1000])
@@ -50,6 +51,7 @@ def test_a_chunked_response_completes_at_its_last_chunk(size: int) -> None:
     assert completions[-1] is True
     assert not any(completions[:-1])
     assert response.status == 503
+    assert response.body == b"hello world"
 
 
 def test_connection_close_and_http_1_0_end_keep_alive() -> None:
@@ -67,6 +69,9 @@ def test_connection_close_and_http_1_0_end_keep_alive() -> None:
         b"SSH-2.0-OpenSSH_9.2\r\n\r\n",  # not HTTP at all
         b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n",  # no way to know the end
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nabc",  # more than announced
+        b"HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n",  # a status that is no number
+        b"HTTP/1.1 200 OK\r\nContent-Length: two\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # chunk size
     ],
 )
 def test_what_is_not_a_readable_response_is_refused(data: bytes) -> None:

@@ -39,25 +39,38 @@ def build_post(url: str, body: bytes, headers: Mapping[str, str]) -> bytes:
 class _Response:
     """Reads one response from the bytes a connection receives, in as many pieces as they come."""
 
-    __slots__ = ("_buffer", "_chunked", "_remaining", "keep_alive", "status")
+    __slots__ = ("_buffer", "_chunked", "_chunks", "_remaining", "keep_alive", "status")
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self._chunks: list[bytes] = []
         self.status = 0
         self.keep_alive = True
         self._remaining = -1  # body bytes still to come; -1 until the headers are read
         self._chunked = False
 
     def feed(self, data: bytes) -> bool:
-        """Take ``data``; True once the response is complete."""
+        """Take ``data``; True once the response is complete.
+
+        Raises:
+            HttpProtocolError: the bytes are not a response this parser can read.
+        """
         self._buffer += data
-        if self._remaining < 0 and not self._chunked and not self._read_head():
-            return False
-        if self._chunked:
-            return self._read_chunks()
+        try:
+            if self._remaining < 0 and not self._chunked and not self._read_head():
+                return False
+            if self._chunked:
+                return self._read_chunks()
+        except ValueError as exc:  # a status, length or chunk size that is not a number
+            raise HttpProtocolError(f"unreadable response: {exc}") from exc
         if len(self._buffer) > self._remaining:
             raise HttpProtocolError("more bytes than the response's Content-Length")
         return len(self._buffer) == self._remaining
+
+    @property
+    def body(self) -> bytes:
+        """The body read so far (all of it once :meth:`feed` said the response is complete)."""
+        return b"".join(self._chunks) if self._chunked else bytes(self._buffer)
 
     def _read_head(self) -> bool:
         end = self._buffer.find(b"\r\n\r\n")
@@ -100,6 +113,7 @@ class _Response:
                 return True
             if len(self._buffer) < line_end + 2 + size + 2:
                 return False
+            self._chunks.append(bytes(self._buffer[line_end + 2 : line_end + 2 + size]))
             del self._buffer[: line_end + 2 + size + 2]
 
 
@@ -136,7 +150,7 @@ class _Connection(asyncio.Protocol):
             return
         try:
             complete = self._response.feed(data)
-        except (HttpProtocolError, ValueError) as exc:
+        except HttpProtocolError as exc:
             self._fail(exc)
             return
         if complete:
@@ -172,8 +186,9 @@ class KeepAlivePool:
         self._limit = limit
         self._timeout_s = timeout_s
         self._idle: list[_Connection] = []
-        self._open = 0
+        self._open = 0  # connections open or being opened, idle or not: at most ``limit``
         self._waiting: deque[asyncio.Future[_Connection | None]] = deque()
+        self._closed = False
 
     async def post(self, request: bytes) -> int:
         """Send ``request`` (from :func:`build_post`) and return the response's status.
@@ -181,6 +196,11 @@ class KeepAlivePool:
         Raises what the connection raised (``OSError``, :class:`HttpProtocolError`) or
         ``TimeoutError`` past the pool's timeout; the connection is then dropped.
         """
+        status, _ = await self.exchange(request)
+        return status
+
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        """:meth:`post`, returning the response's body with its status."""
         connection = await self._acquire()
         try:
             response = await connection.send(request, self._timeout_s)
@@ -193,7 +213,7 @@ class KeepAlivePool:
         else:
             connection.close()
             self._release(None)
-        return response.status
+        return response.status, response.body
 
     async def _acquire(self) -> _Connection:
         while self._idle:
@@ -201,36 +221,41 @@ class KeepAlivePool:
             if not connection.closed:
                 return connection
             self._open -= 1
-        if self._open >= self._limit:
+        if self._open < self._limit:
+            self._open += 1  # a place of our own, to open a connection in
+        else:
             waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
             self._waiting.append(waiter)
             try:
                 handed = await waiter
             except asyncio.CancelledError:
                 if waiter.done() and not waiter.cancelled():  # handed over just before
-                    self._release(waiter.result())
+                    self._release(waiter.result())  # passed on, so nothing is lost
                 raise
             if handed is not None:
                 return handed
-            # A connection was dropped, which frees a place to open a new one in.
-        self._open += 1
+            # None: the place of a connection that was dropped, still counted, is ours.
         try:
             _, connection = await asyncio.get_running_loop().create_connection(
                 _Connection, self._host, self._port
             )
         except BaseException:
-            self._open -= 1
-            self._wake_one(None)
+            self._release(None)
             raise
         return connection
 
     def _release(self, connection: _Connection | None) -> None:
-        """Hand ``connection`` to a waiting request, or keep it idle; None: it was dropped."""
+        """Hand ``connection`` to a waiting request, or keep it idle. None (it was dropped, or
+        never opened): its place goes to a waiting request, which opens a new one, or is
+        freed. A closed pool closes what comes back."""
+        if connection is not None and self._closed:
+            connection.close()
+            connection = None
+        if self._wake_one(connection):
+            return
         if connection is None:
             self._open -= 1
-        if self._wake_one(connection):  # handed None, the woken request opens a replacement
-            return
-        if connection is not None:
+        else:
             self._idle.append(connection)
 
     def _wake_one(self, connection: _Connection | None) -> bool:
@@ -242,8 +267,9 @@ class KeepAlivePool:
         return False
 
     def close(self) -> None:
-        """Close every idle connection (requests in flight close theirs when answered)."""
+        """Close every idle connection; requests in flight close theirs when answered."""
+        self._closed = True
         for connection in self._idle:
             connection.close()
+            self._open -= 1
         self._idle.clear()
-        self._open = 0

@@ -242,11 +242,12 @@ async def gateway_phase(
     target = SignedWebhooks(url, auth_token)
     pool = KeepAlivePool(url, limit=1, timeout_s=30.0)
     try:
-        status = await pool.post(target.build(1, seed=0)[0])
+        status, body = await pool.exchange(target.build(1, seed=0)[0])
     finally:
         pool.close()
     if status != 200:
-        raise RuntimeError(f"gateway answered {status} to a signed webhook")
+        answer = body.decode("utf-8", "replace")[:500]
+        raise RuntimeError(f"gateway answered {status} to a signed webhook: {answer}")
     counter = iter(range(1, 10_000))
 
     async def measure(label: str, rate: float, steady_s: float) -> dict[str, Any]:

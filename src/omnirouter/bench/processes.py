@@ -156,7 +156,7 @@ class RouterProcess:
                 self.stop(keep_log=True)
                 tail = self.log_tail()
                 raise StackError(
-                    f"omnirouter {self.command} did not start (log: {self._dir / 'log'}):\n{tail}"
+                    f"omnirouter {self.command} did not start (log: {self.log_path}):\n{tail}"
                 )
             time.sleep(0.1)
 
@@ -174,6 +174,11 @@ class RouterProcess:
                 process.wait(timeout=10)
         if not keep_log and (process is None or process.returncode == 0):
             shutil.rmtree(self._dir, ignore_errors=True)
+
+    @property
+    def log_path(self) -> Path:
+        """The child's output (gone once it stopped cleanly, unless kept)."""
+        return self._dir / "log"
 
     def log_tail(self, chars: int = 2000) -> str:
         """The end of the child's output."""

@@ -195,14 +195,19 @@ def _samplers(run: _Run, **pids: int) -> dict[str, ProcessSampler]:
 
 async def _with_process(
     start: Callable[[], Awaitable[None]],
-    stop: Callable[[], None],
+    stop: Callable[[bool], None],
     body: Callable[[], Awaitable[Any]],
 ) -> Any:
+    """``body`` between ``start`` and ``stop``; ``stop(True)`` when ``body`` failed, so what
+    would explain it (a child's log) is kept."""
     await start()
+    failed = True
     try:
-        return await body()
+        result = await body()
+        failed = False
+        return result
     finally:
-        await asyncio.to_thread(stop)
+        await asyncio.to_thread(stop, failed)
 
 
 async def _pipeline(run: _Run, generator: GeneratorHandle, ceiling: float) -> dict[str, Any]:
@@ -241,7 +246,12 @@ async def _pipeline(run: _Run, generator: GeneratorHandle, ceiling: float) -> di
     async def start() -> None:
         await asyncio.to_thread(worker.start)
 
-    return dict(await _with_process(start, worker.stop, body))
+    def stop(failed: bool) -> None:
+        worker.stop(keep_log=failed)
+        if failed:
+            run.progress(f"pipeline: the worker's log is kept in {worker.log_path}")
+
+    return dict(await _with_process(start, stop, body))
 
 
 async def _baseline(run: _Run, generator: GeneratorHandle, ceiling: float) -> dict[str, Any]:
@@ -268,7 +278,7 @@ async def _baseline(run: _Run, generator: GeneratorHandle, ceiling: float) -> di
         finally:
             await meter.stop()
 
-    return dict(await _with_process(passthrough.start, passthrough.stop, body))
+    return dict(await _with_process(passthrough.start, lambda _: passthrough.stop(), body))
 
 
 async def _gateway(run: _Run) -> dict[str, Any]:
@@ -297,4 +307,9 @@ async def _gateway(run: _Run) -> dict[str, Any]:
             progress=run.progress,
         )
 
-    return dict(await _with_process(start, serve.stop, body))
+    def stop(failed: bool) -> None:
+        serve.stop(keep_log=failed)
+        if failed:
+            run.progress(f"gateway: the gateway's log is kept in {serve.log_path}")
+
+    return dict(await _with_process(start, stop, body))
