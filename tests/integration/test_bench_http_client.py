@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from urllib.parse import parse_qsl
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
@@ -20,29 +19,22 @@ from omnirouter.bench.gateway import SignedWebhooks, offer_webhooks
 from omnirouter.bench.http import KeepAlivePool, build_post
 from omnirouter.bench.schedule import StepPlan
 from omnirouter.channels.twilio.signature import twilio_signature
+from support.served_gateway import served_in_thread
 from support.waiting import eventually_async
 
 HEADERS = {"Content-Type": "text/plain"}
 
 
-@asynccontextmanager
-async def served(app: Starlette) -> AsyncIterator[str]:
+@contextmanager
+def served(app: Starlette) -> Iterator[str]:
     """``app`` on uvicorn, as ``omnirouter serve`` runs the gateway, on a free port."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
 
-    async def started() -> bool:
-        return server.started
+    @asynccontextmanager
+    async def make_app() -> AsyncIterator[Starlette]:
+        yield app
 
-    await eventually_async(started, timeout_s=10, what="uvicorn to listen")
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    with served_in_thread(make_app, name="bench-http-test-server") as (host, port):
+        yield f"http://{host}:{port}"
 
 
 def echo_app(seen: list[bytes], clients: set[object]) -> Starlette:
@@ -68,7 +60,7 @@ def echo_app(seen: list[bytes], clients: set[object]) -> Starlette:
 async def test_requests_reuse_a_few_keep_alive_connections_and_each_arrives_once() -> None:
     seen: list[bytes] = []
     clients: set[object] = set()
-    async with served(echo_app(seen, clients)) as url:
+    with served(echo_app(seen, clients)) as url:
         pool = KeepAlivePool(url + "/echo", limit=4, timeout_s=10)
         bodies = [f"webhook {i}".encode() for i in range(200)]
         async with asyncio.timeout(30):  # a place leaked in the pool would wait forever
@@ -83,7 +75,7 @@ async def test_requests_reuse_a_few_keep_alive_connections_and_each_arrives_once
 
 async def test_a_chunked_answer_from_uvicorn_is_read_to_its_end_and_the_connection_reused() -> None:
     clients: set[object] = set()
-    async with served(echo_app([], clients)) as url:
+    with served(echo_app([], clients)) as url:
         pool = KeepAlivePool(url, limit=1, timeout_s=10)
         async with asyncio.timeout(30):
             statuses = [
@@ -209,7 +201,7 @@ async def test_the_gateway_step_offers_every_signed_webhook_once_and_measures_th
         seen.append((await request.body(), request.headers["x-twilio-signature"]))
         return PlainTextResponse("<Response/>", media_type="text/xml")
 
-    async with served(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as url:
+    with served(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as url:
         target = SignedWebhooks(url + "/hook", "token")
         plan = StepPlan(1, 200.0, time.monotonic(), warmup_s=0.25, steady_s=0.5)
         requests = target.build(plan.total, seed=1)
@@ -228,7 +220,7 @@ async def test_the_gateway_step_offers_every_signed_webhook_once_and_measures_th
 async def test_a_connection_already_closing_fails_a_request_at_once() -> None:
     """Closed by the server after its last answer, before the pool noticed: the request fails
     then and there instead of waiting out the timeout."""
-    async with served(echo_app([], set())) as url:
+    with served(echo_app([], set())) as url:
         pool = KeepAlivePool(url, limit=1, timeout_s=30)
         request = build_post(url + "/echo", b"x", HEADERS)
         assert await pool.post(request) == 200
@@ -260,7 +252,7 @@ async def test_a_waiter_cancelled_after_being_handed_a_place_passes_it_on() -> N
 
 
 async def test_connections_that_come_back_to_a_closed_pool_are_closed() -> None:
-    async with served(echo_app([], set())) as url:
+    with served(echo_app([], set())) as url:
         pool = KeepAlivePool(url, limit=2, timeout_s=10)
         in_flight = asyncio.create_task(pool.post(build_post(url + "/echo", b"x", HEADERS)))
 

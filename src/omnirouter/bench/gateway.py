@@ -47,7 +47,7 @@ class SignedWebhooks:
     def build(self, count: int, *, seed: int) -> list[bytes]:
         """``count`` distinct signed webhook requests, built ahead as the bytes to send."""
         rng = random.Random(seed)  # noqa: S311 - test traffic, not cryptography
-        bodies = []
+        requests = []
         for _ in range(count):
             fields = {
                 "MessageSid": "SM" + uuid.UUID(int=rng.getrandbits(128)).hex,
@@ -67,8 +67,8 @@ class SignedWebhooks:
                 "Content-Type": "application/x-www-form-urlencoded",
                 "X-Twilio-Signature": twilio_signature(self.auth_token, self.url, fields.items()),
             }
-            bodies.append(build_post(self.url, urlencode(fields).encode(), headers))
-        return bodies
+            requests.append(build_post(self.url, urlencode(fields).encode(), headers))
+        return requests
 
 
 @dataclass

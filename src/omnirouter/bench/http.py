@@ -196,11 +196,14 @@ class KeepAlivePool:
         Raises what the connection raised (``OSError``, :class:`HttpProtocolError`) or
         ``TimeoutError`` past the pool's timeout; the connection is then dropped.
         """
-        status, _ = await self.exchange(request)
-        return status
+        return (await self._exchange(request)).status
 
     async def exchange(self, request: bytes) -> tuple[int, bytes]:
         """:meth:`post`, returning the response's body with its status."""
+        response = await self._exchange(request)
+        return response.status, response.body
+
+    async def _exchange(self, request: bytes) -> _Response:
         connection = await self._acquire()
         try:
             response = await connection.send(request, self._timeout_s)
@@ -213,7 +216,7 @@ class KeepAlivePool:
         else:
             connection.close()
             self._release(None)
-        return response.status, response.body
+        return response
 
     async def _acquire(self) -> _Connection:
         while self._idle:
