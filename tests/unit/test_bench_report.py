@@ -84,3 +84,17 @@ def test_metric_totals_sum_the_samples_whose_labels_match() -> None:
     assert metric_total(text, "omnirouter_redis_round_trips_total", stage="cases") == 30.0
     assert metric_total(text, "omnirouter_events_total", stage="identity", direction="in") == 500
     assert metric_total(text, "omnirouter_missing_total") == 0.0
+
+
+def test_the_table_says_how_the_broker_was_warmed_before_the_measures() -> None:
+    """A fresh broker costs several times its warm CPU: the reader sees that it was warm."""
+    result = _result()
+    windows = [{"broker_ms_per_event": cost} for cost in (0.594, 0.35, 0.27, 0.26, 0.25)]
+    result["warm_up"] = {"rate": 2000.0, "settled": True, "windows": windows}
+    assert (
+        "Measured after the broker's warm-up: 5 windows of 2,000 events/s through the "
+        "pass-through, the broker's CPU falling from 0.594 to 0.250 ms per event."
+    ) in markdown_table(result)
+    result["warm_up"]["settled"] = False
+    assert "0.250 ms per event and still not settled." in markdown_table(result)
+    assert "warm-up" not in markdown_table(_result())

@@ -1,8 +1,9 @@
 """`make bench`: the whole run — stack, load generator, pipeline, baseline, gateway, report.
 
-Each Kafka phase (the pipeline worker, then the raw baseline) searches for its maximum
-sustainable rate with fixed-rate steps (warm-up, then a steady window whose backlog must stay
-bounded), then runs at 50% and 90% of it for the latency percentiles. The gateway phase does
+First the broker is warmed up (bench.warmup). Each Kafka phase (the pipeline worker, then the
+raw baseline) searches for its maximum sustainable rate with fixed-rate steps (warm-up, then a
+steady window whose backlog must stay bounded), then runs at 50% and 90% of it for the latency
+percentiles. The gateway phase does
 the same with signed webhooks against one `omnirouter serve`.
 """
 
@@ -30,6 +31,7 @@ from omnirouter.bench.phases import KafkaPhase, gateway_phase
 from omnirouter.bench.processes import ProcessSampler, RouterProcess
 from omnirouter.bench.report import target_checks
 from omnirouter.bench.schedule import StepPlan
+from omnirouter.bench.warmup import WARM_UP_MAX_WINDOWS, WARM_UP_RATE, WARM_UP_WINDOW_S, warm_up
 from omnirouter.connections import TopicRequest, ensure_topics, wait_for_kafka, wait_for_redis
 from omnirouter.devstack import DevStack
 from omnirouter.devstack.network import free_port
@@ -95,6 +97,9 @@ async def run_bench(options: BenchOptions, progress: Callable[[str], None]) -> d
         run.cleanups.append(generator.stop)
         result["generator"] = {**info, **await _generator_capacity(run, generator)}
         ceiling = 0.8 * result["generator"]["capacity"]
+        # Before any phase: a fresh broker's first minute costs it several times the CPU (see
+        # bench.warmup), which the first phase would pay on the same cores.
+        result["warm_up"] = await _warm_broker(run, generator, ceiling)
         if "pipeline" in options.phases:
             result["pipeline"] = await _pipeline(run, generator, ceiling)
         if "baseline" in options.phases:
@@ -254,10 +259,15 @@ async def _pipeline(run: _Run, generator: GeneratorHandle, ceiling: float) -> di
     return dict(await _with_process(start, stop, body))
 
 
-async def _baseline(run: _Run, generator: GeneratorHandle, ceiling: float) -> dict[str, Any]:
+async def _on_pass_through(
+    run: _Run,
+    generator: GeneratorHandle,
+    name: str,
+    use: Callable[[KafkaPhase], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """``use`` a phase that offers events to the raw pass-through and meters its output."""
     topics = [f"{run.topic_prefix}{key}" for key in BASELINE_HOPS]
     passthrough = PassThrough(run.kafka, topics, batch_max=run.options.batch_max)
-    run.progress("baseline: starting the aiokafka consume→produce pass-through (2 hops)")
 
     async def body() -> dict[str, Any]:
         meter = OutputMeter(
@@ -266,7 +276,7 @@ async def _baseline(run: _Run, generator: GeneratorHandle, ceiling: float) -> di
         await meter.start()
         try:
             phase = KafkaPhase(
-                "baseline",
+                name,
                 run.options,
                 generator,
                 meter,
@@ -274,11 +284,40 @@ async def _baseline(run: _Run, generator: GeneratorHandle, ceiling: float) -> di
                 samplers=_samplers(run, baseline=passthrough.pid, generator=generator.pid),
                 progress=run.progress,
             )
-            return await phase.search_and_measure(run.options.baseline_start, ceiling)
+            return await use(phase)
         finally:
             await meter.stop()
 
     return dict(await _with_process(passthrough.start, lambda _: passthrough.stop(), body))
+
+
+async def _warm_broker(run: _Run, generator: GeneratorHandle, ceiling: float) -> dict[str, Any]:
+    # Below what saturates the host, so the JVM's compiler threads have cores to work on.
+    rate = min(WARM_UP_RATE, 0.25 * ceiling)
+    run.progress(
+        "broker warm-up: the raw pass-through until the broker's CPU per event settles"
+        " (recorded in the result, not scored)"
+    )
+    return await _on_pass_through(
+        run,
+        generator,
+        "broker warm-up",
+        lambda phase: warm_up(
+            phase.step,
+            rate=rate,
+            window_s=WARM_UP_WINDOW_S,
+            max_windows=WARM_UP_MAX_WINDOWS,
+            progress=run.progress,
+        ),
+    )
+
+
+async def _baseline(run: _Run, generator: GeneratorHandle, ceiling: float) -> dict[str, Any]:
+    run.progress("baseline: starting the aiokafka consume→produce pass-through (2 hops)")
+    start = run.options.baseline_start
+    return await _on_pass_through(
+        run, generator, "baseline", lambda phase: phase.search_and_measure(start, ceiling)
+    )
 
 
 async def _gateway(run: _Run) -> dict[str, Any]:
