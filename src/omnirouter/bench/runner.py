@@ -3,8 +3,8 @@
 First the broker is warmed up (bench.warmup). Each Kafka phase (the pipeline worker, then the
 raw baseline) searches for its maximum sustainable rate with fixed-rate steps (warm-up, then a
 steady window whose backlog must stay bounded), then runs at 50% and 90% of it for the latency
-percentiles. The gateway phase does
-the same with signed webhooks against one `omnirouter serve`.
+percentiles. The gateway phase does the same with signed webhooks against one `omnirouter
+serve`.
 """
 
 from __future__ import annotations
