@@ -89,12 +89,14 @@ def test_metric_totals_sum_the_samples_whose_labels_match() -> None:
 def test_the_table_says_how_the_broker_was_warmed_before_the_measures() -> None:
     """A fresh broker costs several times its warm CPU: the reader sees that it was warm."""
     result = _result()
-    windows = [{"broker_ms_per_event": cost} for cost in (0.594, 0.35, 0.27, 0.26, 0.25)]
+    windows = [{"broker_ms_per_event": cost} for cost in (0.594, 0.35, None, 0.26, 0.25)]
     result["warm_up"] = {"rate": 2000.0, "settled": True, "windows": windows}
     assert (
-        "Measured after the broker's warm-up: 5 windows of 2,000 events/s through the "
-        "pass-through, the broker's CPU falling from 0.594 to 0.250 ms per event."
+        "Measured after the broker's warm-up: 5 windows of 2,000 events/s through a "
+        "pass-through, the broker's CPU 0.594 ms per event in the first, 0.250 in the last."
     ) in markdown_table(result)
     result["warm_up"]["settled"] = False
-    assert "0.250 ms per event and still not settled." in markdown_table(result)
+    assert "0.250 in the last, not settled." in markdown_table(result)
     assert "warm-up" not in markdown_table(_result())
+    blind = {"rate": 2000.0, "settled": False, "windows": [{"broker_ms_per_event": None}] * 2}
+    assert "warm-up" not in markdown_table({**_result(), "warm_up": blind})

@@ -143,13 +143,14 @@ def markdown_table(result: Mapping[str, Any]) -> str:
         f"{_num(generator.get('mean_event_bytes'))} bytes."
     )
     warm = result.get("warm_up") or {}
-    costs = [w["broker_ms_per_event"] for w in warm.get("windows", ())]
-    if costs and None not in costs:
+    windows = warm.get("windows", ())
+    costs = [c for w in windows if (c := w.get("broker_ms_per_event")) is not None]
+    if costs:
         lines.append(
-            f"Measured after the broker's warm-up: {len(costs)} windows of "
-            f"{_num(warm.get('rate'))} events/s through the pass-through, the broker's CPU "
-            f"falling from {costs[0]:.3f} to {costs[-1]:.3f} ms per event"
-            + ("." if warm.get("settled") else " and still not settled.")
+            f"Measured after the broker's warm-up: {len(windows)} windows of "
+            f"{_num(warm.get('rate'))} events/s through a pass-through, the broker's CPU "
+            f"{costs[0]:.3f} ms per event in the first, {costs[-1]:.3f} in the last"
+            + ("." if warm.get("settled") else ", not settled.")
         )
     return "\n".join(lines)
 

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,13 @@ from omnirouter.bench.phases import KafkaPhase, gateway_phase
 from omnirouter.bench.processes import ProcessSampler, RouterProcess
 from omnirouter.bench.report import target_checks
 from omnirouter.bench.schedule import StepPlan
-from omnirouter.bench.warmup import WARM_UP_MAX_WINDOWS, WARM_UP_RATE, WARM_UP_WINDOW_S, warm_up
+from omnirouter.bench.warmup import (
+    WARM_UP_HOPS,
+    WARM_UP_MAX_WINDOWS,
+    WARM_UP_RATE,
+    WARM_UP_WINDOW_S,
+    warm_up,
+)
 from omnirouter.connections import TopicRequest, ensure_topics, wait_for_kafka, wait_for_redis
 from omnirouter.devstack import DevStack
 from omnirouter.devstack.network import free_port
@@ -172,7 +178,7 @@ async def _connect(run: _Run, result: dict[str, Any]) -> None:
     )
     topics += [
         TopicRequest(f"{run.topic_prefix}{key}", _PARTITIONS, {"retention.ms": "3600000"})
-        for key in (*BASELINE_HOPS, "bench.scratch")
+        for key in (*BASELINE_HOPS, *WARM_UP_HOPS, "bench.scratch")
     ]
     created = await asyncio.to_thread(ensure_topics, kafka, topics)
     run.progress(
@@ -263,10 +269,12 @@ async def _on_pass_through(
     run: _Run,
     generator: GeneratorHandle,
     name: str,
+    hops: Sequence[str],
     use: Callable[[KafkaPhase], Awaitable[dict[str, Any]]],
 ) -> dict[str, Any]:
-    """``use`` a phase that offers events to the raw pass-through and meters its output."""
-    topics = [f"{run.topic_prefix}{key}" for key in BASELINE_HOPS]
+    """``use`` a phase that offers events to a raw pass-through over ``hops`` (topic keys) and
+    meters its output."""
+    topics = [f"{run.topic_prefix}{key}" for key in hops]
     passthrough = PassThrough(run.kafka, topics, batch_max=run.options.batch_max)
 
     async def body() -> dict[str, Any]:
@@ -292,7 +300,8 @@ async def _on_pass_through(
 
 
 async def _warm_broker(run: _Run, generator: GeneratorHandle, ceiling: float) -> dict[str, Any]:
-    # Below what saturates the host, so the JVM's compiler threads have cores to work on.
+    # Well below what saturates this host (5,000/s did, and hid the warm-up: the broker took
+    # what CPU there was), so the JVM's compiler threads have cores to work on.
     rate = min(WARM_UP_RATE, 0.25 * ceiling)
     run.progress(
         "broker warm-up: the raw pass-through until the broker's CPU per event settles"
@@ -302,10 +311,11 @@ async def _warm_broker(run: _Run, generator: GeneratorHandle, ceiling: float) ->
         run,
         generator,
         "broker warm-up",
+        WARM_UP_HOPS,
         lambda phase: warm_up(
             phase.step,
             rate=rate,
-            window_s=WARM_UP_WINDOW_S,
+            window_s=WARM_UP_WINDOW_S * run.options.scale,
             max_windows=WARM_UP_MAX_WINDOWS,
             progress=run.progress,
         ),
@@ -316,7 +326,11 @@ async def _baseline(run: _Run, generator: GeneratorHandle, ceiling: float) -> di
     run.progress("baseline: starting the aiokafka consume→produce pass-through (2 hops)")
     start = run.options.baseline_start
     return await _on_pass_through(
-        run, generator, "baseline", lambda phase: phase.search_and_measure(start, ceiling)
+        run,
+        generator,
+        "baseline",
+        BASELINE_HOPS,
+        lambda phase: phase.search_and_measure(start, ceiling),
     )
 
 

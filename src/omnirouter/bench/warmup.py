@@ -5,7 +5,7 @@ interpreter and first compilers, at two to five times the CPU it needs once warm
 phase ran first paid for that on the same two cores: with the pipeline first, a fresh broker
 used 0.78 cores at the pipeline's first step against 0.22-0.26 warm at any rate, and a worker
 behind it delivered 300 events/s against 360-440 behind a warm one (quick runs, 2026-11-27).
-The bench now moves traffic through the raw pass-through first, window after window, until
+The bench now moves traffic through a pass-through of its own first, window after window, until
 the broker's CPU per event stops falling, and records every window in the result.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "SETTLED_SPAN",
+    "WARM_UP_HOPS",
     "WARM_UP_MAX_WINDOWS",
     "WARM_UP_RATE",
     "WARM_UP_TOLERANCE",
@@ -25,21 +26,25 @@ __all__ = [
     "warm_up",
 ]
 
+WARM_UP_HOPS = ("bench.warmup.in", "bench.warmup.mid", "bench.warmup.out")
+"""Topic keys the warm-up's pass-through moves records across: its own, so nothing it leaves
+behind (and no event id it used) can reach the baseline's topics or consumer group."""
+
 WARM_UP_TOLERANCE = 0.10
-"""Windows whose broker CPU per event lie this close to their median are the warm state..."""
 SETTLED_SPAN = 3
-"""...when there are this many of them, the last ones."""
+"""The broker is warm once the mean cost of the last ``SETTLED_SPAN`` windows is no more than
+``WARM_UP_TOLERANCE`` below the mean of the ``SETTLED_SPAN`` windows before them."""
 
 WARM_UP_RATE = 2_000.0
-"""Events/s offered while warming (at most a quarter of what the load generator can send)."""
+"""Events/s offered while warming, and at most a fifth of the load generator's own speed."""
 WARM_UP_WINDOW_S = 6.0
-"""Measured seconds of each window (after the step's own unmeasured start)."""
+"""Measured seconds of each window (times ``--scale``), after the step's own unmeasured start."""
 WARM_UP_MAX_WINDOWS = 16
 """A broker still not settled after this many windows is measured as it is, and the result
 says so."""
 
 # Without the broker's CPU (a stack from the environment, whose process the bench cannot see),
-# the warm-up cannot tell when it is done: it runs this many windows and says so.
+# the warm-up cannot tell when it is done: it runs this many windows and claims nothing.
 _BLIND_WINDOWS = 2
 
 
@@ -55,17 +60,18 @@ def broker_ms_per_event(step: dict[str, Any]) -> float | None:
 def settled(
     costs: Sequence[float], tolerance: float = WARM_UP_TOLERANCE, span: int = SETTLED_SPAN
 ) -> bool:
-    """Whether the last ``span`` windows' costs all lie within ``tolerance`` of their median.
+    """Whether the cost has stopped falling: the mean of the last ``span`` windows is at most
+    ``tolerance`` below the mean of the ``span`` windows before them.
 
-    One window against the one before is not enough: a window's cost varies by about a tenth
-    either way, and the first two windows of a fresh broker can be as close as any later two
-    (measured at 2,000 events/s: 0.59, 0.56, 0.34, 0.34, 0.29, 0.26, 0.31, then 0.24-0.26).
+    Neighbouring windows are not enough: a window's cost varies by about a tenth either way,
+    and a fresh broker's first two windows can be as close as any later two (measured at
+    2,000 events/s: 0.59, 0.56, 0.34, 0.34, 0.29, 0.26, 0.31, then 0.24-0.26 ms per event).
     """
-    if len(costs) < span:
+    if len(costs) < 2 * span:
         return False
-    last = sorted(costs[-span:])
-    median = last[len(last) // 2]
-    return all(abs(cost - median) <= tolerance * median for cost in last)
+    last = sum(costs[-span:]) / span
+    before = sum(costs[-2 * span : -span]) / span
+    return last >= (1.0 - tolerance) * before
 
 
 async def warm_up(
@@ -77,31 +83,40 @@ async def warm_up(
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
     """Offer ``rate`` in windows of ``window_s`` (each measured by ``step``) until the broker's
-    CPU per event settles, for at most ``max_windows`` windows."""
+    CPU per event settles, for at most ``max_windows`` windows.
+
+    A window the pass-through could not carry ends the warm-up at once: more of them would
+    only pile up a backlog (and each wait for it to drain).
+    """
     windows: list[dict[str, Any]] = []
     costs: list[float] = []
     done = False
+    stopped: str | None = None
     for number in range(1, max_windows + 1):
         entry = await step(f"window {number}", rate, window_s)
         cost = broker_ms_per_event(entry)
         if cost is not None:
             progress(f"broker warm-up window {number}: {cost:.3f} ms of broker CPU per event")
+            costs.append(cost)
         windows.append(
             {
                 "offered": entry["offered"],
                 "delivered": entry["delivered"],
+                "sustainable": entry["sustainable"],
+                "reason": entry["reason"],
                 "broker_ms_per_event": cost,
                 "processes": entry["processes"],
             }
         )
-        if cost is None:
-            done = number >= _BLIND_WINDOWS
-        else:
-            costs.append(cost)
-            done = settled(costs)
+        if not entry["sustainable"]:
+            stopped = f"window {number} was not sustainable ({entry['reason']})"
+            break
+        done = settled(costs) if costs else number >= _BLIND_WINDOWS
         if done:
             break
-    if not costs:
+    if stopped is not None:
+        outcome = f"stopped: {stopped}"
+    elif not costs:
         outcome = "the broker's CPU is not visible (a stack from the environment)"
     else:
         outcome = f"broker {costs[0]:.3f} → {costs[-1]:.3f} ms of CPU per event" + (
@@ -111,6 +126,7 @@ async def warm_up(
     return {
         "rate": rate,
         "window_s": window_s,
-        "settled": bool(costs) and done,
+        "settled": stopped is None and bool(costs) and done,
+        "stopped": stopped,
         "windows": windows,
     }
