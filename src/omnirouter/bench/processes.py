@@ -182,5 +182,5 @@ class RouterProcess:
 
     def log_tail(self, chars: int = 2000) -> str:
         """The end of the child's output."""
-        path = self._dir / "log"
+        path = self.log_path
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""

@@ -221,6 +221,18 @@ async def _with_process(
         await asyncio.to_thread(stop, failed)
 
 
+def _stopper(run: _Run, whose: str, process: RouterProcess) -> Callable[[bool], None]:
+    """Stops ``process`` for :func:`_with_process`, keeping its log (and saying where) when the
+    phase failed."""
+
+    def stop(failed: bool) -> None:
+        process.stop(keep_log=failed)
+        if failed:
+            run.progress(f"{whose}'s log is kept in {process.log_path}")
+
+    return stop
+
+
 async def _pipeline(run: _Run, generator: GeneratorHandle, ceiling: float) -> dict[str, Any]:
     options = run.options
     worker = RouterProcess("worker", run.child_env())
@@ -257,12 +269,7 @@ async def _pipeline(run: _Run, generator: GeneratorHandle, ceiling: float) -> di
     async def start() -> None:
         await asyncio.to_thread(worker.start)
 
-    def stop(failed: bool) -> None:
-        worker.stop(keep_log=failed)
-        if failed:
-            run.progress(f"pipeline: the worker's log is kept in {worker.log_path}")
-
-    return dict(await _with_process(start, stop, body))
+    return dict(await _with_process(start, _stopper(run, "pipeline: the worker", worker), body))
 
 
 async def _on_pass_through(
@@ -360,9 +367,4 @@ async def _gateway(run: _Run) -> dict[str, Any]:
             progress=run.progress,
         )
 
-    def stop(failed: bool) -> None:
-        serve.stop(keep_log=failed)
-        if failed:
-            run.progress(f"gateway: the gateway's log is kept in {serve.log_path}")
-
-    return dict(await _with_process(start, stop, body))
+    return dict(await _with_process(start, _stopper(run, "gateway: the gateway", serve), body))

@@ -126,7 +126,7 @@ async def warm_up(
     return {
         "rate": rate,
         "window_s": window_s,
-        "settled": stopped is None and bool(costs) and done,
+        "settled": bool(costs) and done,  # never after a stop: done is still False then
         "stopped": stopped,
         "windows": windows,
     }
