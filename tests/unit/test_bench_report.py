@@ -100,3 +100,28 @@ def test_the_table_says_how_the_broker_was_warmed_before_the_measures() -> None:
     assert "warm-up" not in markdown_table(_result())
     blind = {"rate": 2000.0, "settled": False, "windows": [{"broker_ms_per_event": None}] * 2}
     assert "warm-up" not in markdown_table({**_result(), "warm_up": blind})
+
+
+def test_the_table_shows_each_phase_catching_up_a_backlog() -> None:
+    """Events/s, the CPU per event of the process under test, and what went missing."""
+    result = _result()
+    result["pipeline"]["catch_up"] = {
+        "events": 30_000,
+        "events_per_s": 712.4,
+        "drained": True,
+        "missing": 0,
+        "cpu_ms_per_event": {"worker": 1.234, "kafka": 0.3},
+    }
+    result["baseline"]["catch_up"] = {
+        "events": 30_000,
+        "events_per_s": 15_000.0,
+        "drained": False,
+        "missing": 12,
+        "cpu_ms_per_event": {"baseline": 0.05},
+    }
+    row = next(line for line in markdown_table(result).splitlines() if "catch-up" in line)
+    assert "| 712 (1.23 ms) of 30,000 |" in row
+    assert "| 15,000 (0.05 ms) of 30,000, 12 missing |" in row
+    assert "| — |" in next(
+        line for line in markdown_table(_result()).splitlines() if "catch-up" in line
+    )

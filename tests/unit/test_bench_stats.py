@@ -1,4 +1,5 @@
-"""The bench's decisions: percentiles, a bounded backlog, and the search for the maximum rate."""
+"""The bench's decisions: percentiles, a bounded backlog, the search for the maximum rate, and
+a backlog's catch-up."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ import math
 
 import pytest
 
-from omnirouter.bench.stats import RateSearch, backlog_verdict, summarize_latencies
+from omnirouter.bench.stats import (
+    RateSearch,
+    backlog_verdict,
+    catch_up_entry,
+    summarize_latencies,
+)
 
 
 def test_percentiles_are_latencies_an_event_really_had() -> None:
@@ -105,3 +111,37 @@ def test_a_lower_rate_failing_after_a_higher_one_held_is_trusted() -> None:
     search.record(4000, True)
     search.record(3000, False)
     assert search.best_ok is None or search.best_ok < 3000
+
+
+def test_a_catch_up_counts_what_came_out_over_the_whole_time_and_cpu_per_event() -> None:
+    """From the first event offered to the last one out; CPU per event from each process's
+    cores over that time."""
+    entry = catch_up_entry(
+        offered=10_000,
+        received=10_000,
+        elapsed_s=12.5,
+        drained=True,
+        processes={"worker": {"cpu_cores": 0.8, "rss_mib": 200.0}, "kafka": {"cpu_cores": 0.3}},
+    )
+    assert entry["events_per_s"] == 800.0
+    assert entry["missing"] == 0
+    assert entry["cpu_ms_per_event"] == {"worker": 1.0, "kafka": 0.375}
+
+
+def test_events_that_never_came_out_are_missing_and_do_not_count_towards_the_rate() -> None:
+    entry = catch_up_entry(
+        offered=10_000,
+        received=9_000,
+        elapsed_s=10.0,
+        drained=False,
+        processes={"worker": {"cpu_cores": 0.9}},
+    )
+    assert entry["events_per_s"] == 900.0
+    assert entry["missing"] == 1_000
+    assert entry["drained"] is False
+    assert entry["cpu_ms_per_event"] == {"worker": 1.0}
+    nothing = catch_up_entry(
+        offered=10, received=0, elapsed_s=5.0, drained=False, processes={"worker": {}}
+    )
+    assert nothing["events_per_s"] == 0.0
+    assert nothing["cpu_ms_per_event"] == {}

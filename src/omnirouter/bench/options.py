@@ -70,6 +70,17 @@ class BenchOptions:
         return 50_000 if self.quick else 200_000
 
     @property
+    def catch_up_events(self) -> int:
+        """The backlog each Kafka phase works off after its search (see KafkaPhase.catch_up)."""
+        return round((8_000 if self.quick else 30_000) * self.scale)
+
+    @property
+    def catch_up_rate(self) -> float:
+        """How fast that backlog is offered: far above a worker's maximum, so it is a backlog
+        (the load generator's capacity caps it)."""
+        return 20_000.0
+
+    @property
     def prime_rate(self) -> float:
         """Rate of the first contacts that make the population known before measuring."""
         return 1_000.0
@@ -84,5 +95,7 @@ class BenchOptions:
             final_steady_s=self.final_steady_s,
             growth=self.growth,
             refinements=self.refinements,
+            catch_up_events=self.catch_up_events,
+            catch_up_rate=self.catch_up_rate,
         )
         return data

@@ -20,7 +20,12 @@ from omnirouter.bench.measure import OutputMeter
 from omnirouter.bench.options import BenchOptions
 from omnirouter.bench.processes import CpuWindow, ProcessSampler, metric_total, scrape
 from omnirouter.bench.schedule import StepPlan
-from omnirouter.bench.stats import RateSearch, backlog_verdict, summarize_latencies
+from omnirouter.bench.stats import (
+    RateSearch,
+    backlog_verdict,
+    catch_up_entry,
+    summarize_latencies,
+)
 
 __all__ = ["KafkaPhase", "gateway_phase"]
 
@@ -127,6 +132,48 @@ class KafkaPhase:
         result = await _search(self._options, start, ceiling, self.step)
         self._progress(f"{self.name}: maximum sustainable rate {result['max_sustainable']}/s")
         return result
+
+    async def catch_up(self, count: int, rate: float) -> dict[str, Any]:
+        """``count`` events offered at ``rate`` (far above the maximum: a backlog, as after an
+        outage or a surge), then the rate at which the system under test works them off and
+        what it spends per event meanwhile.
+
+        Steady steps measure batches as small as the load makes them; a backlog gives a worker
+        full batches, so this is how fast it catches up, not a rate it sustains with bounded
+        latency (the search measures that).
+        """
+        plan = self._plan(rate, 0.0, count / rate)
+        track = self._meter.expect(plan)
+        self._progress(f"{self.name} catch-up: a backlog of {count:,} events at {rate:,.0f}/s")
+        window = CpuWindow(self._samplers)
+        await _sleep_until(plan.t0)
+        window.open()
+        before = await self._counters()
+        report: StepReport = await self._generator.run(plan, topic=self._topic)
+        track.expected = report.acked
+        drained = await self._drain(timeout_s=max(120.0, count / 50))
+        elapsed_s = time.monotonic() - plan.t0
+        processes = window.close()
+        after = await self._counters()
+        entry = catch_up_entry(
+            offered=report.acked,
+            received=track.received,
+            elapsed_s=elapsed_s,
+            drained=drained,
+            processes=processes,
+        )
+        entry.update(
+            rate_offered=rate,
+            generator=report.as_dict(),
+            latency=summarize_latencies(track.latencies_s).as_dict(),
+            redis=_redis_per_event(before, after),
+        )
+        self._progress(
+            f"{self.name} catch-up: {entry['received']:,} events in {elapsed_s:.1f} s, "
+            f"{entry['events_per_s']:,.0f}/s"
+            + ("" if drained else " (not drained: the rest is missing)")
+        )
+        return entry
 
     async def step(self, label: str, rate: float, steady_s: float) -> dict[str, Any]:
         """Offer ``rate`` for a warm-up and a steady window; measure the steady window."""

@@ -66,6 +66,15 @@ def _cpu(run: Any, name: str) -> str:
     return f"{_num(proc.get('cpu_cores'), 2)} cores, {_num(proc.get('rss_mib'))} MiB"
 
 
+def _catch_up(phase: Mapping[str, Any], name: str) -> str:
+    run = phase.get("catch_up") or {}
+    if not run:
+        return "—"
+    cost = _get(run, ("cpu_ms_per_event", name))
+    text = f"{_num(run.get('events_per_s'))} ({_num(cost, 2)} ms) of {_num(run.get('events'))}"
+    return text if run.get("drained") else f"{text}, {_num(run.get('missing'))} missing"
+
+
 def markdown_table(result: Mapping[str, Any]) -> str:
     """The measured table, as the README keeps it."""
     pipeline = result.get("pipeline") or {}
@@ -115,6 +124,12 @@ def markdown_table(result: Mapping[str, Any]) -> str:
             "CPU / RSS at 90% (worker; baseline process)",
             _cpu(p90, "worker"),
             _cpu(b90, "baseline"),
+            "",
+        ),
+        (
+            "backlog catch-up: events/s (CPU per event of the worker; baseline process)",
+            _catch_up(pipeline, "worker"),
+            _catch_up(baseline, "baseline"),
             "",
         ),
         (

@@ -262,7 +262,9 @@ async def _pipeline(run: _Run, generator: GeneratorHandle, ceiling: float) -> di
                 redis_url=run.redis_url,
             )
             await phase.prime()
-            return await phase.search_and_measure(options.pipeline_start, ceiling)
+            result = await phase.search_and_measure(options.pipeline_start, ceiling)
+            result["catch_up"] = await _catch_up(phase, options, ceiling)
+            return result
         finally:
             await meter.stop()
 
@@ -337,8 +339,20 @@ async def _baseline(run: _Run, generator: GeneratorHandle, ceiling: float) -> di
         generator,
         "baseline",
         BASELINE_HOPS,
-        lambda phase: phase.search_and_measure(start, ceiling),
+        lambda phase: _search_then_catch_up(phase, run.options, start, ceiling),
     )
+
+
+async def _search_then_catch_up(
+    phase: KafkaPhase, options: BenchOptions, start: float, ceiling: float
+) -> dict[str, Any]:
+    result = await phase.search_and_measure(start, ceiling)
+    result["catch_up"] = await _catch_up(phase, options, ceiling)
+    return result
+
+
+async def _catch_up(phase: KafkaPhase, options: BenchOptions, ceiling: float) -> dict[str, Any]:
+    return await phase.catch_up(options.catch_up_events, min(options.catch_up_rate, ceiling))
 
 
 async def _gateway(run: _Run) -> dict[str, Any]:

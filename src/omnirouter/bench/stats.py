@@ -6,12 +6,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "BacklogVerdict",
     "LatencySummary",
     "RateSearch",
     "backlog_verdict",
+    "catch_up_entry",
     "summarize_latencies",
 ]
 
@@ -160,3 +162,35 @@ class RateSearch:
         if middle in tried or middle <= self.best_ok or middle >= self.lowest_failed:
             return None
         return middle
+
+
+def catch_up_entry(
+    *,
+    offered: int,
+    received: int,
+    elapsed_s: float,
+    drained: bool,
+    processes: dict[str, dict[str, float]],
+) -> dict[str, Any]:
+    """A backlog's catch-up as the result records it: events worked off per second over the
+    whole time from the first event offered to the last one out, and each process's CPU per
+    event over that time (``processes``: cores and RSS, as the CPU window reports them).
+
+    Events that never came out are ``missing``; they do not count towards the rate.
+    """
+    seconds = max(elapsed_s, 1e-9)
+    per_event = {
+        name: round(1000.0 * usage["cpu_cores"] * seconds / received, 3)
+        for name, usage in processes.items()
+        if received > 0 and usage.get("cpu_cores") is not None
+    }
+    return {
+        "events": offered,
+        "received": received,
+        "missing": offered - received,
+        "drained": drained,
+        "elapsed_s": round(elapsed_s, 2),
+        "events_per_s": round(received / seconds, 1),
+        "cpu_ms_per_event": per_event,
+        "processes": processes,
+    }
