@@ -38,6 +38,14 @@ def test_latency_is_measured_from_the_intended_time_not_the_send_time() -> None:
     assert plan.due(101.0) == 2001
 
 
+def test_a_step_planned_as_count_over_rate_holds_exactly_count_events() -> None:
+    """The catch-up's burst: rate x (count / rate) can land a hair above count in floating
+    point, which once planned one event more than was ever sent."""
+    rates = [1_000.0 + 7.3 * i for i in range(2_600)]  # fractional, as 0.8 x a capacity is
+    wrong = [r for r in rates if StepPlan(1, r, 0.0, 0.0, 30_000 / r).total != 30_000]
+    assert not wrong, f"{len(wrong)} rates, e.g. {wrong[:3]}"
+
+
 def test_an_event_id_names_its_run_step_and_index_and_is_a_valid_uuid() -> None:
     """The output consumer recovers step and index from the id alone."""
     text = bench_event_id(0xDEADBEEF, 7, 123_456_789)

@@ -120,11 +120,13 @@ def test_a_catch_up_counts_what_came_out_over_the_whole_time_and_cpu_per_event()
         offered=10_000,
         received=10_000,
         elapsed_s=12.5,
-        drained=True,
         processes={"worker": {"cpu_cores": 0.8, "rss_mib": 200.0}, "kafka": {"cpu_cores": 0.3}},
+        rate=20_000.0,
     )
     assert entry["events_per_s"] == 800.0
     assert entry["missing"] == 0
+    assert entry["drained"] is True
+    assert entry["limited_by_offer"] is False
     assert entry["cpu_ms_per_event"] == {"worker": 1.0, "kafka": 0.375}
 
 
@@ -133,15 +135,32 @@ def test_events_that_never_came_out_are_missing_and_do_not_count_towards_the_rat
         offered=10_000,
         received=9_000,
         elapsed_s=10.0,
-        drained=False,
-        processes={"worker": {"cpu_cores": 0.9}},
+        processes={"worker": {"cpu_cores": 0.9}, "redis": {"rss_mib": 40.0}},
+        rate=20_000.0,
     )
     assert entry["events_per_s"] == 900.0
     assert entry["missing"] == 1_000
     assert entry["drained"] is False
+    # A process whose CPU could not be read has no cost rather than a made-up one.
     assert entry["cpu_ms_per_event"] == {"worker": 1.0}
     nothing = catch_up_entry(
-        offered=10, received=0, elapsed_s=5.0, drained=False, processes={"worker": {}}
+        offered=10, received=0, elapsed_s=5.0, processes={"worker": {}}, rate=20_000.0
     )
     assert nothing["events_per_s"] == 0.0
     assert nothing["cpu_ms_per_event"] == {}
+    # An event the generator counted as failed may still come out: never negative.
+    assert (
+        catch_up_entry(offered=10, received=11, elapsed_s=1.0, processes={}, rate=20_000.0)[
+            "missing"
+        ]
+        == 0
+    )
+
+
+def test_a_catch_up_as_fast_as_the_burst_was_offered_says_it_could_not_show_more() -> None:
+    """The raw baseline keeps up with the burst: its rate is the offer's, not its own."""
+    entry = catch_up_entry(
+        offered=30_000, received=30_000, elapsed_s=1.6, processes={}, rate=20_000.0
+    )
+    assert entry["events_per_s"] == 18_750.0
+    assert entry["limited_by_offer"] is True

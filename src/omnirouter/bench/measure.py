@@ -34,6 +34,8 @@ class StepTrack:
     expected: int | None = None
     """Events Kafka acknowledged to the generator (known once the step was sent)."""
     latencies_s: array[float] = field(default_factory=lambda: array("d"))
+    last_at: float | None = None
+    """Monotonic time the latest of the step's events came out."""
 
     def __post_init__(self) -> None:
         """One flag per event: the first record answering an event is the one timed."""
@@ -42,6 +44,11 @@ class StepTrack:
     def backlog(self, now: float) -> int:
         """Events due by ``now`` that have not come out yet (open loop: includes late sends)."""
         return self.plan.due(now) - self.received
+
+    def outstanding(self) -> int:
+        """The step's events sent (acknowledged, once known) and not out yet."""
+        expected = self.expected if self.expected is not None else self.plan.total
+        return max(0, expected - self.received)
 
 
 class OutputMeter:
@@ -96,10 +103,7 @@ class OutputMeter:
     def outstanding(self) -> int:
         """Events of every step sent and acknowledged but not out yet (earlier steps too: a
         backlog left by one step delays the next, so the next waits for all of it)."""
-        return sum(
-            max(0, (t.expected if t.expected is not None else t.plan.total) - t.received)
-            for t in self._steps.values()
-        )
+        return sum(t.outstanding() for t in self._steps.values())
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         marker = self._marker
@@ -129,6 +133,7 @@ class OutputMeter:
             return  # a second record for the same event (e.g. a new case: opened, then queued)
         track.seen[parsed.index] = 1
         track.received += 1
+        track.last_at = now
         intended = track.plan.intended(parsed.index)
         if intended >= track.plan.steady_from:
             track.latencies_s.append(now - intended)

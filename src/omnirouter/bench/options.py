@@ -77,7 +77,8 @@ class BenchOptions:
     @property
     def catch_up_rate(self) -> float:
         """How fast that backlog is offered: far above a worker's maximum, so it is a backlog
-        (the load generator's capacity caps it)."""
+        (capped at the search's ceiling, 0.8 of the load generator's capacity). The raw
+        baseline keeps up with it, and its catch-up shows this rate."""
         return 20_000.0
 
     @property

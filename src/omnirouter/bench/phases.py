@@ -1,4 +1,5 @@
-"""One phase of the bench: find the maximum sustainable rate, then measure at 50% and 90%.
+"""One phase of the bench: find the maximum sustainable rate, then measure at 50% and 90%
+(and, for Kafka phases, how fast a backlog is worked off).
 
 :class:`KafkaPhase` drives the load generator onto a topic and meters the output topic (the
 pipeline worker or the raw baseline between them); :func:`gateway_phase` posts webhooks.
@@ -16,7 +17,7 @@ import redis
 from omnirouter.bench.gateway import SignedWebhooks, offer_webhooks
 from omnirouter.bench.http import KeepAlivePool
 from omnirouter.bench.loadgen import GeneratorHandle, StepReport
-from omnirouter.bench.measure import OutputMeter
+from omnirouter.bench.measure import OutputMeter, StepTrack
 from omnirouter.bench.options import BenchOptions
 from omnirouter.bench.processes import CpuWindow, ProcessSampler, metric_total, scrape
 from omnirouter.bench.schedule import StepPlan
@@ -134,44 +135,47 @@ class KafkaPhase:
         return result
 
     async def catch_up(self, count: int, rate: float) -> dict[str, Any]:
-        """``count`` events offered at ``rate`` (far above the maximum: a backlog, as after an
-        outage or a surge), then the rate at which the system under test works them off and
-        what it spends per event meanwhile.
+        """``count`` events offered at ``rate`` (a burst: a backlog, as after an outage or a
+        surge), then the rate at which the system under test works them off, from the first
+        event offered to the last one out, and what each process spends per event meanwhile.
 
         Steady steps measure batches as small as the load makes them; a backlog gives a worker
         full batches, so this is how fast it catches up, not a rate it sustains with bounded
-        latency (the search measures that).
+        latency (the search measures that). A system that keeps up with the burst itself (the
+        raw baseline) shows the offered rate: ``limited_by_offer``.
         """
         plan = self._plan(rate, 0.0, count / rate)
         track = self._meter.expect(plan)
         self._progress(f"{self.name} catch-up: a backlog of {count:,} events at {rate:,.0f}/s")
-        window = CpuWindow(self._samplers)
-        await _sleep_until(plan.t0)
-        window.open()
+        # As in step(): the generator has its plan before t0 and starts on time.
+        sending = asyncio.create_task(self._generator.run(plan, topic=self._topic))
         before = await self._counters()
-        report: StepReport = await self._generator.run(plan, topic=self._topic)
+        await _sleep_until(plan.t0)
+        window = CpuWindow(self._samplers)
+        window.open()
+        report: StepReport = await sending
         track.expected = report.acked
-        drained = await self._drain(timeout_s=max(120.0, count / 50))
-        elapsed_s = time.monotonic() - plan.t0
+        await self._drain(timeout_s=max(120.0, count / 50), track=track)
         processes = window.close()
         after = await self._counters()
+        last_out = track.last_at if track.last_at is not None else time.monotonic()
         entry = catch_up_entry(
             offered=report.acked,
             received=track.received,
-            elapsed_s=elapsed_s,
-            drained=drained,
+            elapsed_s=last_out - plan.t0,
             processes=processes,
+            rate=rate,
         )
         entry.update(
-            rate_offered=rate,
             generator=report.as_dict(),
             latency=summarize_latencies(track.latencies_s).as_dict(),
             redis=_redis_per_event(before, after),
         )
         self._progress(
-            f"{self.name} catch-up: {entry['received']:,} events in {elapsed_s:.1f} s, "
+            f"{self.name} catch-up: {entry['received']:,} events in {entry['elapsed_s']:.1f} s, "
             f"{entry['events_per_s']:,.0f}/s"
-            + ("" if drained else " (not drained: the rest is missing)")
+            + (" (as fast as they were offered)" if entry["limited_by_offer"] else "")
+            + ("" if entry["drained"] else f" ({entry['missing']:,} missing)")
         )
         return entry
 
@@ -228,13 +232,15 @@ class KafkaPhase:
         )
         return entry
 
-    async def _drain(self, *, timeout_s: float) -> bool:
-        # Polls a condition with a deadline: every step's events out, or nothing coming out at
-        # all for a while (what is left then is missing: dead-lettered or lost).
+    async def _drain(self, *, timeout_s: float, track: StepTrack | None = None) -> bool:
+        # Polls a condition with a deadline: every step's events out (or only ``track``'s), or
+        # nothing coming out at all for a while (what is left then is missing: dead-lettered or
+        # lost).
         meter = self._meter
+        outstanding = meter.outstanding if track is None else track.outstanding
         deadline = time.monotonic() + timeout_s
         last, last_change = meter.records, time.monotonic()
-        while meter.outstanding() > 0:
+        while outstanding() > 0:
             meter.check()
             now = time.monotonic()
             if meter.records != last:

@@ -71,7 +71,8 @@ def _catch_up(phase: Mapping[str, Any], name: str) -> str:
     if not run:
         return "—"
     cost = _get(run, ("cpu_ms_per_event", name))
-    text = f"{_num(run.get('events_per_s'))} ({_num(cost, 2)} ms) of {_num(run.get('events'))}"
+    rate = ("≥ " if run.get("limited_by_offer") else "") + _num(run.get("events_per_s"))
+    text = f"{rate} ({_num(cost, 3)} ms) of {_num(run.get('events'))}"
     return text if run.get("drained") else f"{text}, {_num(run.get('missing'))} missing"
 
 

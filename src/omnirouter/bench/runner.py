@@ -262,9 +262,7 @@ async def _pipeline(run: _Run, generator: GeneratorHandle, ceiling: float) -> di
                 redis_url=run.redis_url,
             )
             await phase.prime()
-            result = await phase.search_and_measure(options.pipeline_start, ceiling)
-            result["catch_up"] = await _catch_up(phase, options, ceiling)
-            return result
+            return await _search_then_catch_up(phase, options, options.pipeline_start, ceiling)
         finally:
             await meter.stop()
 
@@ -347,12 +345,9 @@ async def _search_then_catch_up(
     phase: KafkaPhase, options: BenchOptions, start: float, ceiling: float
 ) -> dict[str, Any]:
     result = await phase.search_and_measure(start, ceiling)
-    result["catch_up"] = await _catch_up(phase, options, ceiling)
+    rate = min(options.catch_up_rate, ceiling)
+    result["catch_up"] = await phase.catch_up(options.catch_up_events, rate)
     return result
-
-
-async def _catch_up(phase: KafkaPhase, options: BenchOptions, ceiling: float) -> dict[str, Any]:
-    return await phase.catch_up(options.catch_up_events, min(options.catch_up_rate, ceiling))
 
 
 async def _gateway(run: _Run) -> dict[str, Any]:

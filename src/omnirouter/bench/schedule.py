@@ -45,7 +45,9 @@ class StepPlan:
     @property
     def total(self) -> int:
         """Events in the step (warm-up and steady window)."""
-        return max(1, math.ceil(self.rate * (self.warmup_s + self.steady_s)))
+        # Rounded first: a step planned as count / rate seconds must hold count events, and the
+        # product can land a hair above the integer (ceil would add one event nobody sends).
+        return max(1, math.ceil(round(self.rate * (self.warmup_s + self.steady_s), 6)))
 
     @property
     def steady_from(self) -> float:

@@ -8,7 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# A catch-up at this share of the offered rate or more kept up with the burst itself.
+CATCH_UP_OFFER_BOUND = 0.8
+
 __all__ = [
+    "CATCH_UP_OFFER_BOUND",
     "BacklogVerdict",
     "LatencySummary",
     "RateSearch",
@@ -169,28 +173,33 @@ def catch_up_entry(
     offered: int,
     received: int,
     elapsed_s: float,
-    drained: bool,
     processes: dict[str, dict[str, float]],
+    rate: float,
 ) -> dict[str, Any]:
-    """A backlog's catch-up as the result records it: events worked off per second over the
-    whole time from the first event offered to the last one out, and each process's CPU per
-    event over that time (``processes``: cores and RSS, as the CPU window reports them).
+    """A backlog's catch-up as the result records it: events worked off per second from the
+    first event offered to the last one out (``elapsed_s``), and each process's CPU per event
+    over that time (``processes``: cores and RSS, as the CPU window reports them).
 
-    Events that never came out are ``missing``; they do not count towards the rate.
+    Events that never came out are ``missing`` and do not count towards the rate. A rate near
+    the offered ``rate`` says only that the system kept up with the burst itself: it could
+    not show more (``limited_by_offer``).
     """
     seconds = max(elapsed_s, 1e-9)
+    events_per_s = received / seconds
     per_event = {
-        name: round(1000.0 * usage["cpu_cores"] * seconds / received, 3)
+        name: round(1000.0 * usage["cpu_cores"] * seconds / received, 4)
         for name, usage in processes.items()
         if received > 0 and usage.get("cpu_cores") is not None
     }
     return {
         "events": offered,
         "received": received,
-        "missing": offered - received,
-        "drained": drained,
+        "missing": max(0, offered - received),
+        "drained": received >= offered,
+        "rate_offered": rate,
+        "limited_by_offer": events_per_s >= CATCH_UP_OFFER_BOUND * rate,
         "elapsed_s": round(elapsed_s, 2),
-        "events_per_s": round(received / seconds, 1),
+        "events_per_s": round(events_per_s, 1),
         "cpu_ms_per_event": per_event,
         "processes": processes,
     }
