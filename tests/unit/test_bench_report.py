@@ -127,3 +127,30 @@ def test_the_table_shows_each_phase_catching_up_a_backlog() -> None:
     assert "| — |" in next(
         line for line in markdown_table(_result()).splitlines() if "catch-up" in line
     )
+
+
+def test_the_table_shows_the_faust_floor_as_a_share_of_the_workers_cost() -> None:
+    """faust alone over the same hops, and how much of the worker's CPU per event that is."""
+    result = _result()
+    result["pipeline"]["catch_up"] = {
+        "events": 30_000,
+        "events_per_s": 600.0,
+        "drained": True,
+        "cpu_ms_per_event": {"worker": 1.4},
+    }
+    result["faust"] = {
+        "catch_up": {
+            "events": 30_000,
+            "events_per_s": 1_750.0,
+            "drained": True,
+            "cpu_ms_per_event": {"faust": 0.525, "kafka": 0.2},
+        }
+    }
+    row = next(line for line in markdown_table(result).splitlines() if "faust alone" in line)
+    assert "| 1,750 (0.525 ms) of 30,000; 38 % of the worker's CPU per event |" in row
+    del result["pipeline"]["catch_up"]  # no worker to compare with: the floor alone
+    row = next(line for line in markdown_table(result).splitlines() if "faust alone" in line)
+    assert "| 1,750 (0.525 ms) of 30,000 |" in row
+    assert "| — |" in next(
+        line for line in markdown_table(_result()).splitlines() if "faust alone" in line
+    )

@@ -5,6 +5,10 @@ An event in the pipeline crosses ``interactions.inbound`` → identity → ``int
 records over three topics of its own the same way (one process, batches of up to the
 pipeline's batch size, ``acks=all``, offsets committed after the writes are acknowledged), but
 does nothing with them, so the ratio between the two is what identity, cases and routing cost.
+
+The same pass-through on faust (``framework="faust"``) is the floor under a worker: the
+worker's app, consumer and batching (``pipeline_batches``) and its way of publishing, with no
+work in between, so what it costs per event is what no stage's code can save.
 """
 
 from __future__ import annotations
@@ -18,24 +22,38 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-__all__ = ["BASELINE_HOPS", "PassThrough"]
+__all__ = ["BASELINE_HOPS", "FAUST_HOPS", "FRAMEWORKS", "PassThrough"]
 
 BASELINE_HOPS = ("bench.baseline.in", "bench.baseline.mid", "bench.baseline.out")
 """Topic keys (under the run's prefix) the baseline moves records across, in order."""
+FAUST_HOPS = ("bench.faust.in", "bench.faust.mid", "bench.faust.out")
+"""The same for the pass-through on faust."""
+FRAMEWORKS = ("aiokafka", "faust")
 
 
 class PassThrough:
     """The baseline in a process of its own (so its CPU is measured like the worker's)."""
 
-    def __init__(self, bootstrap_servers: str, topics: Sequence[str], *, batch_max: int) -> None:
-        """Move records ``topics[0]`` → ``topics[1]`` → … in batches of ``batch_max``."""
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: Sequence[str],
+        *,
+        batch_max: int,
+        framework: str = "aiokafka",
+    ) -> None:
+        """Move records ``topics[0]`` → ``topics[1]`` → … in batches of ``batch_max``, with
+        aiokafka's consumer and producer or with a worker's faust app."""
+        if framework not in FRAMEWORKS:
+            raise ValueError(f"unknown framework {framework!r} (known: {', '.join(FRAMEWORKS)})")
+        self.framework = framework
         context = multiprocessing.get_context("spawn")
         self._ready = context.Event()
         self._stop = context.Event()
         self._process = context.Process(
             target=_child_main,
-            args=(bootstrap_servers, tuple(topics), batch_max, self._ready, self._stop),
-            name="omnirouter-bench-baseline",
+            args=(bootstrap_servers, tuple(topics), batch_max, framework, self._ready, self._stop),
+            name=f"omnirouter-bench-{framework}-pass-through",
             daemon=True,
         )
 
@@ -44,6 +62,11 @@ class PassThrough:
         """The pass-through's process id."""
         assert self._process.pid is not None
         return self._process.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        """Its process's exit status once it ended (0: it stopped when asked), else None."""
+        return self._process.exitcode
 
     async def start(self, timeout_s: float = 60.0) -> None:
         """Start it and return once it consumes.
@@ -54,7 +77,7 @@ class PassThrough:
         self._process.start()
         if not await asyncio.to_thread(self._ready.wait, timeout_s):
             self.stop()
-            raise TimeoutError("the baseline pass-through did not start")
+            raise TimeoutError(f"the {self.framework} pass-through did not start")
 
     def stop(self) -> None:
         """Ask it to stop, and make sure it did."""
@@ -66,9 +89,15 @@ class PassThrough:
 
 
 def _child_main(
-    bootstrap_servers: str, topics: tuple[str, ...], batch_max: int, ready: Any, stop: Any
+    bootstrap_servers: str,
+    topics: tuple[str, ...],
+    batch_max: int,
+    framework: str,
+    ready: Any,
+    stop: Any,
 ) -> None:
-    asyncio.run(_pass_through(bootstrap_servers, topics, batch_max, ready, stop))
+    run = _faust_pass_through if framework == "faust" else _pass_through
+    asyncio.run(run(bootstrap_servers, topics, batch_max, ready, stop))
 
 
 async def _pass_through(
@@ -114,3 +143,50 @@ async def _pass_through(
         with contextlib.suppress(Exception):
             await consumer.stop()
         await producer.stop()
+
+
+async def _faust_pass_through(
+    bootstrap_servers: str, topics: tuple[str, ...], batch_max: int, ready: Any, stop: Any
+) -> None:
+    # Imported here: the aiokafka pass-through's process need not import faust.
+    from omnirouter.gc_tuning import tune_for_long_running
+    from omnirouter.pipeline.app import create_app
+    from omnirouter.pipeline.stream import pipeline_batches, raw_topic
+    from omnirouter.settings import PipelineSettings
+
+    tune_for_long_running()  # as `omnirouter worker` does
+    app = create_app(f"omnirouter-bench-faust-{topics[0]}", bootstrap_servers)
+    pipeline = PipelineSettings(batch_max=batch_max)
+
+    def hop(source: str, target: str) -> None:
+        async def forward(stream: Any) -> Any:
+            async for batch in pipeline_batches(stream, pipeline):
+                # As pipeline.stream.publish sends a stage's records: every send first, then
+                # every acknowledgement.
+                producer = app.producer
+                pending = [
+                    await producer.send(target, e.message.key, e.message.value, None, None, None)
+                    for e in batch
+                ]
+                await asyncio.gather(*pending)
+                batch.finished = True
+                yield None
+
+        app.agent(raw_topic(app, source), name=f"forward-{source}", concurrency=1)(forward)
+
+    for source, target in itertools.pairwise(topics):
+        hop(source, target)
+    assigned = asyncio.Event()
+
+    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        if args and args[0]:  # the partitions assigned
+            assigned.set()
+
+    app.on_partitions_assigned.connect(on_assigned)
+    await app.start()
+    try:
+        await assigned.wait()  # its partitions, so it consumes
+        ready.set()
+        await asyncio.to_thread(stop.wait)
+    finally:
+        await app.stop()

@@ -10,7 +10,7 @@ from omnirouter.settings import PipelineSettings
 
 __all__ = ["PHASES", "BenchOptions"]
 
-PHASES = ("pipeline", "baseline", "gateway")
+PHASES = ("pipeline", "faust", "baseline", "gateway")
 
 
 @dataclass(frozen=True)

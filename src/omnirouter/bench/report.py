@@ -76,6 +76,16 @@ def _catch_up(phase: Mapping[str, Any], name: str) -> str:
     return text if run.get("drained") else f"{text}, {_num(run.get('missing'))} missing"
 
 
+def _faust_floor(result: Mapping[str, Any]) -> str:
+    """The faust pass-through's catch-up, with its CPU per event as a share of the worker's."""
+    text = _catch_up(result.get("faust") or {}, "faust")
+    floor = _get(result, ("faust", "catch_up", "cpu_ms_per_event", "faust"))
+    worker = _get(result, ("pipeline", "catch_up", "cpu_ms_per_event", "worker"))
+    if isinstance(floor, int | float) and isinstance(worker, int | float) and worker > 0:
+        text += f"; {100 * floor / worker:.0f} % of the worker's CPU per event"
+    return text
+
+
 def markdown_table(result: Mapping[str, Any]) -> str:
     """The measured table, as the README keeps it."""
     pipeline = result.get("pipeline") or {}
@@ -131,6 +141,13 @@ def markdown_table(result: Mapping[str, Any]) -> str:
             "backlog catch-up: events/s (CPU per event of the worker; baseline process)",
             _catch_up(pipeline, "worker"),
             _catch_up(baseline, "baseline"),
+            "",
+        ),
+        (
+            "backlog catch-up through faust alone (the worker's app, consumer and batching; "
+            "2 hops, no work): events/s (CPU per event)",
+            _faust_floor(result),
+            "—",
             "",
         ),
         (

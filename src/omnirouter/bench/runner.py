@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from omnirouter.bench.baseline import BASELINE_HOPS, PassThrough
+from omnirouter.bench.baseline import BASELINE_HOPS, FAUST_HOPS, PassThrough
 from omnirouter.bench.loadgen import GeneratorHandle
 from omnirouter.bench.measure import OutputMeter
 from omnirouter.bench.options import BenchOptions
@@ -108,6 +108,8 @@ async def run_bench(options: BenchOptions, progress: Callable[[str], None]) -> d
         result["warm_up"] = await _warm_broker(run, generator, ceiling)
         if "pipeline" in options.phases:
             result["pipeline"] = await _pipeline(run, generator, ceiling)
+        if "faust" in options.phases:
+            result["faust"] = await _faust_floor(run, generator, ceiling)
         if "baseline" in options.phases:
             result["baseline"] = await _baseline(run, generator, ceiling)
         if "gateway" in options.phases:
@@ -178,7 +180,7 @@ async def _connect(run: _Run, result: dict[str, Any]) -> None:
     )
     topics += [
         TopicRequest(f"{run.topic_prefix}{key}", _PARTITIONS, {"retention.ms": "3600000"})
-        for key in (*BASELINE_HOPS, *WARM_UP_HOPS, "bench.scratch")
+        for key in (*BASELINE_HOPS, *FAUST_HOPS, *WARM_UP_HOPS, "bench.scratch")
     ]
     created = await asyncio.to_thread(ensure_topics, kafka, topics)
     run.progress(
@@ -278,11 +280,16 @@ async def _on_pass_through(
     name: str,
     hops: Sequence[str],
     use: Callable[[KafkaPhase], Awaitable[dict[str, Any]]],
+    *,
+    framework: str = "aiokafka",
 ) -> dict[str, Any]:
-    """``use`` a phase that offers events to a raw pass-through over ``hops`` (topic keys) and
-    meters its output."""
+    """``use`` a phase that offers events to a pass-through over ``hops`` (topic keys) and
+    meters its output. Its process is sampled as "baseline" (aiokafka) or "faust"."""
     topics = [f"{run.topic_prefix}{key}" for key in hops]
-    passthrough = PassThrough(run.kafka, topics, batch_max=run.options.batch_max)
+    passthrough = PassThrough(
+        run.kafka, topics, batch_max=run.options.batch_max, framework=framework
+    )
+    process_name = "faust" if framework == "faust" else "baseline"
 
     async def body() -> dict[str, Any]:
         meter = OutputMeter(
@@ -296,7 +303,7 @@ async def _on_pass_through(
                 generator,
                 meter,
                 input_topic=topics[0],
-                samplers=_samplers(run, baseline=passthrough.pid, generator=generator.pid),
+                samplers=_samplers(run, **{process_name: passthrough.pid}, generator=generator.pid),
                 progress=run.progress,
             )
             return await use(phase)
@@ -338,6 +345,24 @@ async def _baseline(run: _Run, generator: GeneratorHandle, ceiling: float) -> di
         "baseline",
         BASELINE_HOPS,
         lambda phase: _search_then_catch_up(phase, run.options, start, ceiling),
+    )
+
+
+async def _faust_floor(run: _Run, generator: GeneratorHandle, ceiling: float) -> dict[str, Any]:
+    # The worker's framework with nothing to do: a backlog's catch-up only (a search would
+    # add minutes and say the same), against the worker's own catch-up in the same run.
+    run.progress(
+        "faust floor: the worker's faust app, consumer and batching as a pass-through (2 hops,"
+        " no work)"
+    )
+    rate = min(run.options.catch_up_rate, ceiling)
+    count = run.options.catch_up_events
+
+    async def catch_up(phase: KafkaPhase) -> dict[str, Any]:
+        return {"catch_up": await phase.catch_up(count, rate)}
+
+    return await _on_pass_through(
+        run, generator, "faust floor", FAUST_HOPS, catch_up, framework="faust"
     )
 
 
