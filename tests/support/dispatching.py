@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from pydantic import SecretStr, ValidationError
 
 from omnirouter.devstack import StackAddresses
@@ -33,7 +32,7 @@ from support.fake_providers import (
     FakeProviders,
     FakeSmtpRelay,
 )
-from support.kafka import TopicReader
+from support.kafka import TopicReader, records_on
 from support.waiting import eventually_async
 
 SMS_FROM = "+15550001000"
@@ -79,19 +78,7 @@ class Dispatch:
 
     async def end_offsets(self, key: str) -> int:
         """How many records topic ``key`` holds right now (the sum of its partitions' ends)."""
-        topic = self.topic(key)
-        servers = self.settings.kafka.server_list()
-
-        def count() -> int:
-            consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
-            try:
-                partitions = consumer.partitions_for_topic(topic) or set()
-                ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-                return sum(ends.values())
-            finally:
-                consumer.close()
-
-        return await asyncio.to_thread(count)
+        return await records_on(self.settings.kafka.server_list(), self.topic(key))
 
     async def statuses(self, count: int) -> list[InteractionEvent]:
         """Wait for ``count`` delivery-status records and return them all."""

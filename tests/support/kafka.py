@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
+from kafka import TopicPartition as SyncTopicPartition
 
 from omnirouter.connections import ensure_topics
 from omnirouter.runtime import catalogue_topics
@@ -98,6 +101,21 @@ class TopicReader:
     def decoded(self, topic: str, model: type[Any]) -> list[Any]:
         """The records of ``topic`` parsed as ``model``."""
         return [model.model_validate_json(r.value) for r in self.on(topic)]
+
+
+async def records_on(bootstrap_servers: str | list[str], topic: str) -> int:
+    """How many records ``topic`` holds right now (the sum of its partitions' ends)."""
+
+    def count() -> int:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+        try:
+            partitions = consumer.partitions_for_topic(topic) or set()
+            ends = consumer.end_offsets([SyncTopicPartition(topic, p) for p in partitions])
+            return sum(ends.values())
+        finally:
+            consumer.close()
+
+    return await asyncio.to_thread(count)
 
 
 def create_catalogue(bootstrap_servers: str, prefix: str, *, max_partitions: int) -> None:

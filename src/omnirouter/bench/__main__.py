@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
         "the gateway alone, on the real local stack (devstack unless OMNIROUTER_KAFKA__"
         "BOOTSTRAP_SERVERS and OMNIROUTER_REDIS__URL are set).",
     )
-    parser.add_argument("--quick", action="store_true", help="a ~3-minute smoke run")
+    parser.add_argument("--quick", action="store_true", help="a ~4-minute smoke run")
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiply every step's duration (default 1)"
     )

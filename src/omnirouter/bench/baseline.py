@@ -6,9 +6,10 @@ records over three topics of its own the same way (one process, batches of up to
 pipeline's batch size, ``acks=all``, offsets committed after the writes are acknowledged), but
 does nothing with them, so the ratio between the two is what identity, cases and routing cost.
 
-The same pass-through on faust (``framework="faust"``) is the floor under a worker: the
-worker's app, consumer and batching (``pipeline_batches``) and its way of publishing, with no
-work in between, so what it costs per event is what no stage's code can save.
+The same pass-through on faust (``framework="faust"``, the "faust floor") runs the worker's
+consume → batch → publish path with no stage code in between: its app (``create_app``), its
+batching (``pipeline_batches``, with the pipeline settings a worker loads) and its publishing
+(``publish_records``). What that costs per event, no stage's code can save.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import asyncio
 import contextlib
 import itertools
 import multiprocessing
+import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -29,10 +31,13 @@ BASELINE_HOPS = ("bench.baseline.in", "bench.baseline.mid", "bench.baseline.out"
 FAUST_HOPS = ("bench.faust.in", "bench.faust.mid", "bench.faust.out")
 """The same for the pass-through on faust."""
 FRAMEWORKS = ("aiokafka", "faust")
+Framework = Literal["aiokafka", "faust"]
+# How often a pass-through looks whether the bench that started it is still there.
+_ORPHAN_CHECK_S = 1.0
 
 
 class PassThrough:
-    """The baseline in a process of its own (so its CPU is measured like the worker's)."""
+    """A pass-through in a process of its own (so its CPU is measured like the worker's)."""
 
     def __init__(
         self,
@@ -40,13 +45,15 @@ class PassThrough:
         topics: Sequence[str],
         *,
         batch_max: int,
-        framework: str = "aiokafka",
+        framework: Framework = "aiokafka",
     ) -> None:
         """Move records ``topics[0]`` → ``topics[1]`` → … in batches of ``batch_max``, with
         aiokafka's consumer and producer or with a worker's faust app."""
         if framework not in FRAMEWORKS:
             raise ValueError(f"unknown framework {framework!r} (known: {', '.join(FRAMEWORKS)})")
         self.framework = framework
+        self.process_name = "faust" if framework == "faust" else "baseline"
+        """How the bench's samplers and result name its process."""
         context = multiprocessing.get_context("spawn")
         self._ready = context.Event()
         self._stop = context.Event()
@@ -85,6 +92,9 @@ class PassThrough:
         self._process.join(timeout=30)
         if self._process.is_alive():
             self._process.terminate()
+            self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
             self._process.join(timeout=10)
 
 
@@ -126,7 +136,8 @@ async def _pass_through(
         while not consumer.assignment():
             await consumer.getmany(timeout_ms=100)
         ready.set()
-        while not stop.is_set():
+        parent = os.getppid()
+        while not stop.is_set() and os.getppid() == parent:  # not orphaned by a killed bench
             fetched = await consumer.getmany(timeout_ms=100, max_records=batch_max)
             if not fetched:
                 continue
@@ -148,28 +159,25 @@ async def _pass_through(
 async def _faust_pass_through(
     bootstrap_servers: str, topics: tuple[str, ...], batch_max: int, ready: Any, stop: Any
 ) -> None:
+    """``batch_max`` aside, the batch settings are the ones `omnirouter worker` loads."""
     # Imported here: the aiokafka pass-through's process need not import faust.
     from omnirouter.gc_tuning import tune_for_long_running
     from omnirouter.pipeline.app import create_app
-    from omnirouter.pipeline.stream import pipeline_batches, raw_topic
-    from omnirouter.settings import PipelineSettings
+    from omnirouter.pipeline.stream import pipeline_batches, publish_records, raw_topic
+    from omnirouter.settings import load_settings
 
     tune_for_long_running()  # as `omnirouter worker` does
+    loaded = load_settings().pipeline
+    pipeline = loaded.model_copy(update={"batch_max": batch_max})
     app = create_app(f"omnirouter-bench-faust-{topics[0]}", bootstrap_servers)
-    pipeline = PipelineSettings(batch_max=batch_max)
 
     def hop(source: str, target: str) -> None:
         async def forward(stream: Any) -> Any:
             async for batch in pipeline_batches(stream, pipeline):
-                # As pipeline.stream.publish sends a stage's records: every send first, then
-                # every acknowledgement.
-                producer = app.producer
-                pending = [
-                    await producer.send(target, e.message.key, e.message.value, None, None, None)
-                    for e in batch
-                ]
-                await asyncio.gather(*pending)
-                batch.finished = True
+                records = [(target, e.message.key, e.message.value) for e in batch]
+                await publish_records(
+                    app, records, what="bench.faust", max_backoff_s=pipeline.retry_max_backoff_s
+                )
                 yield None
 
         app.agent(raw_topic(app, source), name=f"forward-{source}", concurrency=1)(forward)
@@ -183,10 +191,23 @@ async def _faust_pass_through(
             assigned.set()
 
     app.on_partitions_assigned.connect(on_assigned)
-    await app.start()
+    stopping = asyncio.ensure_future(asyncio.to_thread(_wait_for_stop, stop))
     try:
-        await assigned.wait()  # its partitions, so it consumes
-        ready.set()
-        await asyncio.to_thread(stop.wait)
+        await app.start()
+        await asyncio.wait(
+            {asyncio.ensure_future(assigned.wait()), stopping},
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if assigned.is_set():  # its partitions, so it consumes
+            ready.set()
+        await stopping
     finally:
         await app.stop()
+
+
+def _wait_for_stop(stop: Any) -> None:
+    """Block until the bench asks to stop, or is gone (killed: nobody would ever ask)."""
+    parent = os.getppid()
+    while not stop.wait(_ORPHAN_CHECK_S):
+        if os.getppid() != parent:
+            return

@@ -15,7 +15,7 @@ PHASES = ("pipeline", "faust", "baseline", "gateway")
 
 @dataclass(frozen=True)
 class BenchOptions:
-    """Durations scale with ``scale``; ``quick`` is the ~3-minute smoke run (warm-up included)."""
+    """Durations scale with ``scale``; ``quick`` is the ~4-minute smoke run (warm-up included)."""
 
     quick: bool = False
     scale: float = 1.0

@@ -77,12 +77,21 @@ def _catch_up(phase: Mapping[str, Any], name: str) -> str:
 
 
 def _faust_floor(result: Mapping[str, Any]) -> str:
-    """The faust pass-through's catch-up, with its CPU per event as a share of the worker's."""
+    """The faust floor's own catch-up, with its CPU per event as a share of the worker's when
+    both backlogs were worked off (an undrained one's CPU window includes the wait for it)."""
     text = _catch_up(result.get("faust") or {}, "faust")
-    floor = _get(result, ("faust", "catch_up", "cpu_ms_per_event", "faust"))
-    worker = _get(result, ("pipeline", "catch_up", "cpu_ms_per_event", "worker"))
-    if isinstance(floor, int | float) and isinstance(worker, int | float) and worker > 0:
-        text += f"; {100 * floor / worker:.0f} % of the worker's CPU per event"
+    floor = _get(result, ("faust", "catch_up"))
+    worker = _get(result, ("pipeline", "catch_up"))
+    floor_ms = _get(floor or {}, ("cpu_ms_per_event", "faust"))
+    worker_ms = _get(worker or {}, ("cpu_ms_per_event", "worker"))
+    if (
+        isinstance(floor_ms, int | float)
+        and isinstance(worker_ms, int | float)
+        and worker_ms > 0
+        and (floor or {}).get("drained")
+        and (worker or {}).get("drained")
+    ):
+        text += f"; {100 * floor_ms / worker_ms:.0f} % of the worker's CPU per event"
     return text
 
 
@@ -144,8 +153,8 @@ def markdown_table(result: Mapping[str, Any]) -> str:
             "",
         ),
         (
-            "backlog catch-up through faust alone (the worker's app, consumer and batching; "
-            "2 hops, no work): events/s (CPU per event)",
+            "faust floor, its own: backlog catch-up through the worker's faust app, batching "
+            "and publishing with no stage code (2 hops): events/s (CPU per event)",
             _faust_floor(result),
             "—",
             "",

@@ -1,10 +1,12 @@
-"""`make bench`: the whole run — stack, load generator, pipeline, baseline, gateway, report.
+"""`make bench`: the whole run — stack, load generator, pipeline, faust floor, baseline, gateway,
+report.
 
 First the broker is warmed up (bench.warmup). Each Kafka phase (the pipeline worker, then the
 raw baseline) searches for its maximum sustainable rate with fixed-rate steps (warm-up, then a
 steady window whose backlog must stay bounded), then runs at 50% and 90% of it for the latency
-percentiles. The gateway phase does the same with signed webhooks against one `omnirouter
-serve`.
+percentiles, then works off a backlog (the catch-up). Between them, the faust floor (the
+worker's framework path with no stage code, bench.baseline) runs a catch-up only. The gateway
+phase does the same with signed webhooks against one `omnirouter serve`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from omnirouter.bench.baseline import BASELINE_HOPS, FAUST_HOPS, PassThrough
+from omnirouter.bench.baseline import BASELINE_HOPS, FAUST_HOPS, Framework, PassThrough
 from omnirouter.bench.loadgen import GeneratorHandle
 from omnirouter.bench.measure import OutputMeter
 from omnirouter.bench.options import BenchOptions
@@ -281,7 +283,7 @@ async def _on_pass_through(
     hops: Sequence[str],
     use: Callable[[KafkaPhase], Awaitable[dict[str, Any]]],
     *,
-    framework: str = "aiokafka",
+    framework: Framework = "aiokafka",
 ) -> dict[str, Any]:
     """``use`` a phase that offers events to a pass-through over ``hops`` (topic keys) and
     meters its output. Its process is sampled as "baseline" (aiokafka) or "faust"."""
@@ -289,7 +291,6 @@ async def _on_pass_through(
     passthrough = PassThrough(
         run.kafka, topics, batch_max=run.options.batch_max, framework=framework
     )
-    process_name = "faust" if framework == "faust" else "baseline"
 
     async def body() -> dict[str, Any]:
         meter = OutputMeter(
@@ -303,7 +304,9 @@ async def _on_pass_through(
                 generator,
                 meter,
                 input_topic=topics[0],
-                samplers=_samplers(run, **{process_name: passthrough.pid}, generator=generator.pid),
+                samplers=_samplers(
+                    run, **{passthrough.process_name: passthrough.pid}, generator=generator.pid
+                ),
                 progress=run.progress,
             )
             return await use(phase)

@@ -277,6 +277,18 @@ async def publish(
     stage = what.split(".")[0]
     records = [_fitting(item, topic_prefix, stage=stage, limit=limit) for item in outgoing]
 
+    await publish_records(app, records, what=what, max_backoff_s=max_backoff_s)
+
+
+async def publish_records(
+    app: faust.App,
+    records: Sequence[tuple[str, bytes | None, bytes | None]],
+    *,
+    what: str,
+    max_backoff_s: float,
+) -> None:
+    """Send (topic, key, value) records as they are and return once Kafka acknowledged all of
+    them, the whole batch sent again after a failure (see :func:`publish`)."""
     # aiokafka fails a batch it could not deliver within the producer's request timeout, but a
     # delivery that hangs anyway must not hold the stage (and every offset commit) for good:
     # past this deadline the whole batch is published again (idempotent on event_id).
