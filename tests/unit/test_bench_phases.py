@@ -1,9 +1,15 @@
 """What a Kafka phase records of Redis per step: per-event costs from the counters before and
-after, and the AOF rewrites that happened in between."""
+after, and the AOF rewrites that happened in between; and the pipeline measured at fixed rates
+instead of its search, with each process's CPU per event at each rate."""
 
 from __future__ import annotations
 
-from omnirouter.bench.phases import _redis_per_event
+from typing import Any
+
+import pytest
+
+from omnirouter.bench.__main__ import main
+from omnirouter.bench.phases import _redis_per_event, at_fixed_rates
 
 
 def test_redis_costs_are_per_event_and_aof_rewrites_are_counted_per_step() -> None:
@@ -18,3 +24,36 @@ def test_redis_costs_are_per_event_and_aof_rewrites_are_counted_per_step() -> No
 
 def test_a_step_without_events_records_no_redis_costs() -> None:
     assert _redis_per_event({"events_in": 5.0}, {"events_in": 5.0}) == {}
+
+
+async def test_fixed_rates_are_measured_in_order_with_cpu_per_event_at_each() -> None:
+    asked: list[tuple[str, float, float]] = []
+    cores = {25.0: 0.35, 100.0: 0.84}
+
+    async def measure(label: str, rate: float, steady_s: float) -> dict[str, Any]:
+        asked.append((label, rate, steady_s))
+        worker = {"cpu_cores": cores[rate], "rss_mib": 250.0}
+        return {"delivered": rate, "processes": {"worker": worker, "kafka": {"cpu_cores": 0.1}}}
+
+    result = await at_fixed_rates([100.0, 25.0], 12.0, measure)
+    assert asked == [("at 100/s", 100.0, 12.0), ("at 25/s", 25.0, 12.0)]
+    assert [step["cpu_ms_per_event"] for step in result["fixed_rates"]] == [
+        {"worker": 8.4, "kafka": 1.0},
+        {"worker": 14.0, "kafka": 4.0},
+    ]
+
+
+async def test_a_step_with_nothing_out_has_no_cpu_per_event() -> None:
+    async def measure(label: str, rate: float, steady_s: float) -> dict[str, Any]:
+        return {"delivered": 0, "processes": {"worker": {"cpu_cores": 0.8}}}
+
+    result = await at_fixed_rates([50.0], 1.0, measure)
+    assert result["fixed_rates"][0]["cpu_ms_per_event"] == {}
+
+
+@pytest.mark.parametrize("rates", ["0,25", "-5", "25,fast"])
+def test_rates_that_cannot_be_offered_are_refused_before_anything_starts(
+    rates: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--phases", "pipeline", "--pipeline-rates", rates]) == 2
+    assert "omnirouter.bench:" in capsys.readouterr().err

@@ -159,3 +159,24 @@ def test_the_table_shows_the_faust_floor_as_a_share_of_the_workers_cost() -> Non
     del result["pipeline"]["catch_up"]  # no worker to compare with: the floor alone
     assert "| 1,750 (0.600 ms) of 30,000 | — |" in floor_row(result)
     assert floor_row(_result()).endswith("| — | — |  |")  # not measured
+
+
+def test_the_pipeline_at_fixed_rates_gets_a_table_of_its_own() -> None:
+    """What a worker costs at each load asked for; nothing when the pipeline searched."""
+    result = _result()
+    result["pipeline"] = {
+        "fixed_rates": [
+            {
+                "offered": 25.0,
+                "delivered": 25,
+                "latency": {"p50_ms": 19.1, "p99_ms": 55.37},
+                "processes": {"worker": {"cpu_cores": 0.35}},
+                "cpu_ms_per_event": {"worker": 14.0},
+                "redis": {"round_trips_per_event": 2.4278},
+            }
+        ]
+    }
+    table = markdown_table(result)
+    assert "The pipeline at fixed rates" in table
+    assert "| 25 | 25 | 19.1 / 55.4 | 0.35 | 14.00 | 2.428 |" in table.splitlines()
+    assert "fixed rates" not in markdown_table(_result())

@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--results", type=Path, default=Path("results"), help="results folder")
     parser.add_argument("--customers", type=int, default=0, help="population size (0: default)")
     parser.add_argument("--pipeline-start", type=float, default=2_000.0, help="events/s")
+    parser.add_argument(
+        "--pipeline-rates",
+        default="",
+        help="comma-separated events/s to measure the pipeline at instead of searching for "
+        "its maximum (the cost per event at given loads), e.g. 25,100,400",
+    )
     parser.add_argument("--baseline-start", type=float, default=5_000.0, help="events/s")
     parser.add_argument("--gateway-start", type=float, default=500.0, help="webhooks/s")
     return parser
@@ -46,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     given = list(sys.argv[1:] if argv is None else argv)
     try:
+        rates = tuple(float(rate) for rate in args.pipeline_rates.split(",") if rate.strip())
         options = BenchOptions(
             quick=args.quick,
             scale=args.scale,
@@ -53,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             phases=tuple(p for p in args.phases.split(",") if p),
             customers=args.customers,
             pipeline_start=args.pipeline_start,
+            pipeline_rates=rates,
             baseline_start=args.baseline_start,
             gateway_start=args.gateway_start,
             command=shlex.join(["python", "-m", "omnirouter.bench", *given]),

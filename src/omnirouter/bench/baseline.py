@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-__all__ = ["BASELINE_HOPS", "FAUST_HOPS", "FRAMEWORKS", "PassThrough"]
+__all__ = ["BASELINE_HOPS", "FAUST_HOPS", "FRAMEWORKS", "Framework", "PassThrough"]
 
 BASELINE_HOPS = ("bench.baseline.in", "bench.baseline.mid", "bench.baseline.out")
 """Topic keys (under the run's prefix) the baseline moves records across, in order."""

@@ -24,6 +24,9 @@ class BenchOptions:
     pipeline_start: float = 2_000.0
     baseline_start: float = 5_000.0
     gateway_start: float = 500.0
+    pipeline_rates: tuple[float, ...] = ()
+    """Offered rates (events/s) the pipeline is measured at instead of its search: what a
+    worker costs at the loads a deployment sees (empty: search for the maximum)."""
     customers: int = 0
     """0: the default for the mode (500 quick, 3,000 full): each is primed on 4 channels."""
     batch_max: int = field(default_factory=lambda: PipelineSettings().batch_max)
@@ -36,6 +39,8 @@ class BenchOptions:
         unknown = set(self.phases) - set(PHASES)
         if unknown:
             raise ValueError(f"unknown phase {sorted(unknown)[0]!r} (known: {', '.join(PHASES)})")
+        if any(not rate > 0 for rate in self.pipeline_rates):
+            raise ValueError("--pipeline-rates must all be positive")
         if self.customers == 0:
             object.__setattr__(self, "customers", 500 if self.quick else 3_000)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -25,10 +25,11 @@ from omnirouter.bench.stats import (
     RateSearch,
     backlog_verdict,
     catch_up_entry,
+    cpu_per_event,
     summarize_latencies,
 )
 
-__all__ = ["KafkaPhase", "gateway_phase"]
+__all__ = ["KafkaPhase", "at_fixed_rates", "gateway_phase"]
 
 _SAMPLE_EVERY_S = 0.25
 _STALL_S = 15.0
@@ -86,6 +87,19 @@ async def _search(
         steps.append(run)
     result["steps"] = steps
     return result
+
+
+async def at_fixed_rates(
+    rates: Sequence[float], steady_s: float, measure: Callable[[str, float, float], Any]
+) -> dict[str, Any]:
+    """One step at each offered rate, in order, each with each process's CPU per event out:
+    a worker's cost is not proportional to its load (small batches cost more per event)."""
+    steps = []
+    for rate in rates:
+        step = await measure(f"at {rate:,.0f}/s", rate, steady_s)
+        step["cpu_ms_per_event"] = cpu_per_event(step["processes"], step["delivered"])
+        steps.append(step)
+    return {"fixed_rates": steps}
 
 
 class KafkaPhase:

@@ -194,7 +194,33 @@ def markdown_table(result: Mapping[str, Any]) -> str:
             f"{costs[0]:.3f} ms per event in the first, {costs[-1]:.3f} in the last"
             + ("." if warm.get("settled") else ", not settled.")
         )
+    lines += _fixed_rates_table(pipeline)
     return "\n".join(lines)
+
+
+def _fixed_rates_table(pipeline: Mapping[str, Any]) -> list[str]:
+    """The pipeline's steps at the rates asked for (``--pipeline-rates``), if it ran them."""
+    steps = pipeline.get("fixed_rates") or []
+    if not steps:
+        return []
+    lines = [
+        "",
+        "The pipeline at fixed rates (what a worker costs at a given load):",
+        "",
+        "| offered (events/s) | out (events/s) | p50 / p99 (ms) | worker cores | worker CPU per "
+        "event (ms) | Redis round trips per event |",
+        "|---|---|---|---|---|---|",
+    ]
+    for step in steps:
+        latency = step.get("latency") or {}
+        lines.append(
+            f"| {_num(step.get('offered'))} | {_num(step.get('delivered'))} | "
+            f"{_num(latency.get('p50_ms'), 1)} / {_num(latency.get('p99_ms'), 1)} | "
+            f"{_num(_get(step, ('processes', 'worker', 'cpu_cores')), 2)} | "
+            f"{_num(_get(step, ('cpu_ms_per_event', 'worker')), 2)} | "
+            f"{_num(_get(step, ('redis', 'round_trips_per_event')), 3)} |"
+        )
+    return lines
 
 
 def chart(result: Mapping[str, Any], path: Path) -> None:
@@ -206,7 +232,8 @@ def chart(result: Mapping[str, Any], path: Path) -> None:
 
     figure, axes = plt.subplots(1, 2, figsize=(13, 5))
     for name, style in (("pipeline", "tab:blue"), ("baseline", "tab:gray")):
-        _plot_steps(axes[0], (result.get(name) or {}).get("steps") or [], name, style)
+        phase = result.get(name) or {}
+        _plot_steps(axes[0], phase.get("steps") or phase.get("fixed_rates") or [], name, style)
     axes[0].set_title("Pipeline (ingress topic → identity → cases → routing) vs raw Kafka")
     axes[0].set_xlabel("offered rate (events/s)")
     _plot_steps(axes[1], (result.get("gateway") or {}).get("steps") or [], "gateway", "tab:green")

@@ -29,7 +29,7 @@ from omnirouter.bench.baseline import BASELINE_HOPS, FAUST_HOPS, Framework, Pass
 from omnirouter.bench.loadgen import GeneratorHandle
 from omnirouter.bench.measure import OutputMeter
 from omnirouter.bench.options import BenchOptions
-from omnirouter.bench.phases import KafkaPhase, gateway_phase
+from omnirouter.bench.phases import KafkaPhase, at_fixed_rates, gateway_phase
 from omnirouter.bench.processes import ProcessSampler, RouterProcess
 from omnirouter.bench.report import target_checks
 from omnirouter.bench.schedule import StepPlan
@@ -266,6 +266,8 @@ async def _pipeline(run: _Run, generator: GeneratorHandle, ceiling: float) -> di
                 redis_url=run.redis_url,
             )
             await phase.prime()
+            if options.pipeline_rates:
+                return await at_fixed_rates(options.pipeline_rates, options.steady_s, phase.step)
             return await _search_then_catch_up(phase, options, options.pipeline_start, ceiling)
         finally:
             await meter.stop()

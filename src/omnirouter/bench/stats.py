@@ -168,6 +168,17 @@ class RateSearch:
         return middle
 
 
+def cpu_per_event(processes: dict[str, dict[str, float]], events_per_s: float) -> dict[str, float]:
+    """Each process's CPU in ms per event, from its cores while ``events_per_s`` came out."""
+    if events_per_s <= 0:
+        return {}
+    return {
+        name: round(1000.0 * usage["cpu_cores"] / events_per_s, 4)
+        for name, usage in processes.items()
+        if usage.get("cpu_cores") is not None
+    }
+
+
 def catch_up_entry(
     *,
     offered: int,
@@ -186,11 +197,7 @@ def catch_up_entry(
     """
     seconds = max(elapsed_s, 1e-9)
     events_per_s = received / seconds
-    per_event = {
-        name: round(1000.0 * usage["cpu_cores"] * seconds / received, 4)
-        for name, usage in processes.items()
-        if received > 0 and usage.get("cpu_cores") is not None
-    }
+    per_event = cpu_per_event(processes, events_per_s) if received > 0 else {}
     return {
         "events": offered,
         "received": received,
