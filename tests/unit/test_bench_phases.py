@@ -51,7 +51,7 @@ async def test_a_step_with_nothing_out_has_no_cpu_per_event() -> None:
     assert result["fixed_rates"][0]["cpu_ms_per_event"] == {}
 
 
-@pytest.mark.parametrize("rates", ["0,25", "-5", "25,fast"])
+@pytest.mark.parametrize("rates", ["0,25", "-5", "25,fast", "inf", "nan"])
 def test_rates_that_cannot_be_offered_are_refused_before_anything_starts(
     rates: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,8 @@ class BenchOptions:
         unknown = set(self.phases) - set(PHASES)
         if unknown:
             raise ValueError(f"unknown phase {sorted(unknown)[0]!r} (known: {', '.join(PHASES)})")
-        if any(not rate > 0 for rate in self.pipeline_rates):
-            raise ValueError("--pipeline-rates must all be positive")
+        if any(not (math.isfinite(rate) and rate > 0) for rate in self.pipeline_rates):
+            raise ValueError("--pipeline-rates must all be positive, finite events/s")
         if self.customers == 0:
             object.__setattr__(self, "customers", 500 if self.quick else 3_000)
 
