@@ -20,7 +20,7 @@ import itertools
 import multiprocessing
 import os
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -30,8 +30,8 @@ BASELINE_HOPS = ("bench.baseline.in", "bench.baseline.mid", "bench.baseline.out"
 """Topic keys (under the run's prefix) the baseline moves records across, in order."""
 FAUST_HOPS = ("bench.faust.in", "bench.faust.mid", "bench.faust.out")
 """The same for the pass-through on faust."""
-FRAMEWORKS = ("aiokafka", "faust")
 Framework = Literal["aiokafka", "faust"]
+FRAMEWORKS: tuple[Framework, ...] = get_args(Framework)
 # How often a pass-through looks whether the bench that started it is still there.
 _ORPHAN_CHECK_S = 1.0
 

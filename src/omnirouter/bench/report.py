@@ -80,17 +80,13 @@ def _faust_floor(result: Mapping[str, Any]) -> str:
     """The faust floor's own catch-up, with its CPU per event as a share of the worker's when
     both backlogs were worked off (an undrained one's CPU window includes the wait for it)."""
     text = _catch_up(result.get("faust") or {}, "faust")
-    floor = _get(result, ("faust", "catch_up"))
-    worker = _get(result, ("pipeline", "catch_up"))
-    floor_ms = _get(floor or {}, ("cpu_ms_per_event", "faust"))
-    worker_ms = _get(worker or {}, ("cpu_ms_per_event", "worker"))
-    if (
-        isinstance(floor_ms, int | float)
-        and isinstance(worker_ms, int | float)
-        and worker_ms > 0
-        and (floor or {}).get("drained")
-        and (worker or {}).get("drained")
-    ):
+    floor_ms = _get(result, ("faust", "catch_up", "cpu_ms_per_event", "faust"))
+    worker_ms = _get(result, ("pipeline", "catch_up", "cpu_ms_per_event", "worker"))
+    drained = _get(result, ("faust", "catch_up", "drained")) and _get(
+        result, ("pipeline", "catch_up", "drained")
+    )
+    measured = isinstance(floor_ms, int | float) and isinstance(worker_ms, int | float)
+    if measured and drained and worker_ms > 0:
         text += f"; {100 * floor_ms / worker_ms:.0f} % of the worker's CPU per event"
     return text
 

@@ -360,11 +360,9 @@ async def _faust_floor(run: _Run, generator: GeneratorHandle, ceiling: float) ->
         "faust floor: the worker's faust app, consumer and batching as a pass-through (2 hops,"
         " no work)"
     )
-    rate = min(run.options.catch_up_rate, ceiling)
-    count = run.options.catch_up_events
 
     async def catch_up(phase: KafkaPhase) -> dict[str, Any]:
-        return {"catch_up": await phase.catch_up(count, rate)}
+        return {"catch_up": await _catch_up(phase, run.options, ceiling)}
 
     return await _on_pass_through(
         run, generator, "faust floor", FAUST_HOPS, catch_up, framework="faust"
@@ -375,9 +373,13 @@ async def _search_then_catch_up(
     phase: KafkaPhase, options: BenchOptions, start: float, ceiling: float
 ) -> dict[str, Any]:
     result = await phase.search_and_measure(start, ceiling)
-    rate = min(options.catch_up_rate, ceiling)
-    result["catch_up"] = await phase.catch_up(options.catch_up_events, rate)
+    result["catch_up"] = await _catch_up(phase, options, ceiling)
     return result
+
+
+async def _catch_up(phase: KafkaPhase, options: BenchOptions, ceiling: float) -> dict[str, Any]:
+    """The backlog every Kafka phase works off, at the offered rate capped at the ceiling."""
+    return await phase.catch_up(options.catch_up_events, min(options.catch_up_rate, ceiling))
 
 
 async def _gateway(run: _Run) -> dict[str, Any]:
