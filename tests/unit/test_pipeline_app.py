@@ -61,3 +61,22 @@ async def test_offsets_a_fetch_skipped_are_logged_as_an_error_before_faust_commi
         ("omnirouter.interactions.inbound", 2, 5, 8, 4)
     ]
     assert app.consumer._gap[tp].span() == 5  # faust's own bookkeeping is unchanged
+
+
+async def test_the_worker_consumer_hands_a_record_over_in_place_when_its_stream_has_room() -> None:
+    # faust's own Service.wait_first starts four tasks per fetched record (pipeline/stepping.py).
+    app = create_app("hand-over-test", "127.0.0.1:9")
+    consumer = app.consumer
+    handed: list[str] = []
+
+    async def hand_over(message: str) -> None:
+        handed.append(message)
+
+    turned: list[bool] = []
+    asyncio.get_running_loop().call_soon(turned.append, True)
+    try:
+        await consumer.wait_first(hand_over("record"), consumer.suspend_flow.wait())
+    finally:
+        consumer._thread.thread_loop.close()  # the consumer thread's loop, never started
+    assert handed == ["record"]
+    assert turned == []  # no task was started and waited for: the loop never turned
