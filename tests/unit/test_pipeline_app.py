@@ -6,10 +6,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP
 from structlog.testing import capture_logs
 
-from omnirouter.pipeline.app import FETCH_MAX_WAIT_MS, create_app
+from omnirouter.pipeline.app import FETCH_MAX_WAIT_MS, create_app, partition_for_key
 
 
 def test_faust_keeps_its_directories_out_of_the_working_directory(
@@ -80,3 +81,24 @@ async def test_the_worker_consumer_hands_a_record_over_in_place_when_its_stream_
         consumer._thread.thread_loop.close()  # the consumer thread's loop, never started
     assert handed == ["record"]
     assert turned == []  # no task was started and waited for: the loop never turned
+
+
+def test_records_go_to_the_partition_aiokafka_s_default_picks_for_their_key() -> None:
+    # Every producer of a key must agree on its partition (Kafka's murmur2, as the Java client);
+    # the worker only keeps recent keys' hashes instead of computing each in Python again.
+    default = DefaultPartitioner()
+    partitions = list(range(24))
+    keys = [f"cust-{n}".encode() for n in range(500)] + [b"", "émoji 🙂".encode(), b"\x00\xff"]
+    for key in keys * 2:  # the second time from the kept hashes
+        for count in (1, 3, 24):
+            chosen = partition_for_key(key, partitions[:count], partitions[:count])
+            assert chosen == default(key, partitions[:count], partitions[:count])
+
+
+def test_a_record_without_a_key_goes_to_an_available_partition() -> None:
+    assert partition_for_key(None, [0, 1, 2, 3], [2]) == 2
+
+
+def test_the_worker_s_producer_partitions_with_it() -> None:
+    app = create_app("partitioner-test", "127.0.0.1:9")
+    assert app.producer.partitioner is partition_for_key
