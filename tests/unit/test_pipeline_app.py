@@ -99,6 +99,13 @@ def test_a_record_without_a_key_goes_to_an_available_partition() -> None:
     assert partition_for_key(None, [0, 1, 2, 3], [2]) == 2
 
 
+def test_a_bytearray_key_is_partitioned_as_its_bytes() -> None:
+    partitions = list(range(12))
+    assert partition_for_key(bytearray(b"cust-7"), partitions, partitions) == partition_for_key(
+        b"cust-7", partitions, partitions
+    )
+
+
 def test_the_worker_s_producer_partitions_with_it() -> None:
     app = create_app("partitioner-test", "127.0.0.1:9")
     assert app.producer.partitioner is partition_for_key

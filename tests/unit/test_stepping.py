@@ -1,17 +1,22 @@
-"""A coroutine's first step run in place, the rest handed on; and faust's per-record race
-(``wait_first``) skipped when the hand-over finishes at once."""
+"""A coroutine's first step run at once, its task going on from its first wait; and faust's
+per-record race (``wait_first``) skipped when the hand-over finishes at once."""
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import warnings
+import contextvars
+import inspect
+import sys
 from typing import Any
 
 import pytest
 from mode import Service
 
-from omnirouter.pipeline.stepping import Finished, FirstStepWins, Waiting, first_step
+from omnirouter.pipeline.stepping import Finished, FirstStepWins, Waiting, start_eagerly
+
+
+def _start(coro: Any) -> Finished[Any] | Waiting[Any]:
+    return start_eagerly(coro, asyncio.get_running_loop())
 
 
 async def _returns(value: Any) -> Any:
@@ -23,15 +28,15 @@ async def _fails() -> None:
 
 
 async def test_a_coroutine_that_never_waits_is_finished_by_its_first_step() -> None:
-    assert first_step(_returns(42)) == Finished(42)
+    assert _start(_returns(42)) == Finished(42)
 
 
-async def test_an_error_before_the_first_wait_comes_out_of_the_first_step() -> None:
+async def test_an_error_before_the_first_wait_comes_out_at_once() -> None:
     with pytest.raises(ValueError, match="bad record"):
-        first_step(_fails())
+        _start(_fails())
 
 
-async def test_the_rest_goes_on_from_the_wait_with_what_the_awaited_future_gives() -> None:
+async def test_its_task_goes_on_from_the_wait_with_what_the_awaited_future_gives() -> None:
     loop = asyncio.get_running_loop()
     future: asyncio.Future[int] = loop.create_future()
     seen: list[str] = []
@@ -43,10 +48,10 @@ async def test_the_rest_goes_on_from_the_wait_with_what_the_awaited_future_gives
         seen.append("after")
         return got + 1
 
-    step = first_step(deliver())
+    step = _start(deliver())
     assert isinstance(step, Waiting)
     assert seen == ["before"]
-    task = asyncio.ensure_future(step.rest)
+    task = step.task
     loop.call_soon(future.set_result, 41)
     assert await asyncio.wait_for(task, timeout=5) == 42
     assert seen == ["before", "after"]
@@ -63,14 +68,14 @@ async def test_an_error_set_on_the_awaited_future_reaches_the_coroutine_where_it
             return f"handled {exc.args[0]}"
         return "not reached"
 
-    step = first_step(deliver())
+    step = _start(deliver())
     assert isinstance(step, Waiting)
-    task = asyncio.ensure_future(step.rest)
+    task = step.task
     loop.call_soon(future.set_exception, KeyError("gone"))
     assert await asyncio.wait_for(task, timeout=5) == "handled gone"
 
 
-async def test_cancelling_the_rest_cancels_the_coroutine_at_its_wait() -> None:
+async def test_cancelling_its_task_cancels_the_coroutine_at_its_wait() -> None:
     never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     cleaned_up = asyncio.Event()
 
@@ -80,33 +85,67 @@ async def test_cancelling_the_rest_cancels_the_coroutine_at_its_wait() -> None:
         finally:
             cleaned_up.set()
 
-    step = first_step(deliver())
+    step = _start(deliver())
     assert isinstance(step, Waiting)
-    task = asyncio.ensure_future(step.rest)
-    await asyncio.sleep(0)  # let the task reach the wait
-    task.cancel()
+    await asyncio.sleep(0)  # the task takes its first turn: it now waits on ``never``
+    step.task.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await task
+        await step.task
     assert cleaned_up.is_set()
     assert never.cancelled()
 
 
-async def test_closing_a_rest_never_run_closes_the_coroutine() -> None:
+async def test_a_task_cancelled_before_its_first_turn_still_cancels_the_coroutine_at_its_wait() -> (
+    None
+):
+    # mode's race cancels what lost, possibly before the loop ever ran the hand-over's task.
     never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    cleaned_up: list[bool] = []
+    seen: list[str] = []
 
     async def deliver() -> None:
         try:
             await never
-        finally:
-            cleaned_up.append(True)
+        except asyncio.CancelledError:
+            seen.append("cancelled at its wait")
+            raise
 
-    step = first_step(deliver())
+    step = _start(deliver())
     assert isinstance(step, Waiting)
-    rest = step.rest
-    rest.send(None)  # its task's first step: it hands the future on
-    rest.close()
-    assert cleaned_up == [True]
+    step.task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await step.task
+    assert seen == ["cancelled at its wait"]
+    assert never.cancelled()
+
+
+async def test_the_first_step_runs_in_a_context_of_its_own_which_its_task_goes_on_in() -> None:
+    stage: contextvars.ContextVar[str] = contextvars.ContextVar("stage", default="caller")
+    resume: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def deliver() -> str:
+        stage.set("hand-over")
+        await resume
+        return stage.get()
+
+    step = _start(deliver())
+    assert stage.get() == "caller"  # nothing the hand-over set leaks into the caller
+    assert isinstance(step, Waiting)
+    resume.set_result(None)
+    assert await asyncio.wait_for(step.task, timeout=5) == "hand-over"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="3.11 has no eager tasks (start_eagerly)")
+async def test_from_python_3_12_the_first_step_runs_as_a_task_of_its_own() -> None:
+    # So a timeout or task group started before the first wait belongs to the hand-over.
+    caller = asyncio.current_task()
+    seen: list[asyncio.Task[Any] | None] = []
+
+    async def deliver() -> None:
+        seen.append(asyncio.current_task())
+
+    assert _start(deliver()) == Finished(None)
+    assert seen[0] is not None
+    assert seen[0] is not caller
 
 
 class _Racer(FirstStepWins, Service):
@@ -121,14 +160,12 @@ async def test_a_hand_over_that_finishes_at_once_wins_without_a_turn_of_the_loop
     delivery = _returns("delivered")
     suspension = suspended.wait()
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # an unawaited, unclosed coroutine would warn
-        result = await racer.wait_first(delivery, suspension)
-        del suspension
-        gc.collect()
+    result = await racer.wait_first(delivery, suspension)
 
     assert (result.done, result.results, result.stopped) == ([delivery], ["delivered"], False)
-    assert turned == []  # no task started, nothing waited for
+    assert turned == []  # nothing was waited for
+    # The race's other coroutine, never run, is closed rather than left to warn.
+    assert inspect.getcoroutinestate(suspension) == inspect.CORO_CLOSED
 
 
 async def test_a_hand_over_that_waits_still_loses_to_a_suspension_and_is_cancelled() -> None:
@@ -181,6 +218,26 @@ async def test_a_stopped_service_runs_the_race_as_before_and_reports_the_stop() 
 
     assert result.stopped is True
     assert result.done == []
+    assert delivered == [True]  # run in mode's race, which reports the stop
+
+
+async def test_a_crashed_service_runs_the_race_as_before_and_reports_it() -> None:
+    racer = _Racer()
+    racer._crashed.set()
+
+    result = await asyncio.wait_for(racer.wait_first(_returns("delivered")), timeout=5)
+
+    assert result.stopped is True
+
+
+async def test_waits_that_are_not_coroutines_go_to_mode_s_race() -> None:
+    racer = _Racer()
+    ready = asyncio.Event()
+    ready.set()
+
+    result = await asyncio.wait_for(racer.wait_first(ready), timeout=5)
+
+    assert (result.done, result.stopped) == ([ready], False)
 
 
 async def test_an_error_in_the_hand_over_propagates_and_closes_the_other_waits() -> None:
@@ -190,4 +247,4 @@ async def test_an_error_in_the_hand_over_propagates_and_closes_the_other_waits()
     with pytest.raises(ValueError, match="bad record"):
         await racer.wait_first(_fails(), suspension)
 
-    assert suspension.cr_frame is None  # closed, not left to warn
+    assert inspect.getcoroutinestate(suspension) == inspect.CORO_CLOSED

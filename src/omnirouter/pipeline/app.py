@@ -86,7 +86,7 @@ def create_app(
 
 
 def partition_for_key(
-    key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]
+    key: bytes | bytearray | None, all_partitions: Sequence[int], available: Sequence[int]
 ) -> int:
     """The partition aiokafka's default partitioner picks (Kafka's murmur2 of the key, as the
     Java client does, so every producer of a key agrees), with each recent key's hash kept.
@@ -95,7 +95,7 @@ def partition_for_key(
     backlog catch-up (py-spy). A worker writes 3.5 records per event, nearly all keyed by the
     same customer, so most hashes are ones it has just computed.
     """
-    if key is None:
+    if type(key) is not bytes:  # None (any partition), or a bytearray, which is not hashable
         return int(_DEFAULT_PARTITIONER(key, all_partitions, available))
     return all_partitions[_positive_murmur2(key) % len(all_partitions)]
 
