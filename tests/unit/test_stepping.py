@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import io
 import sys
 from typing import Any
 
 import pytest
 from mode import Service
+from mode.utils.logging import print_task_name
+from mode.utils.tracebacks import print_task_stack
 
 from omnirouter.pipeline.stepping import Finished, FirstStepWins, Waiting, start_eagerly
 
@@ -134,6 +137,40 @@ async def test_the_first_step_runs_in_a_context_of_its_own_which_its_task_goes_o
     assert await asyncio.wait_for(step.task, timeout=5) == "hand-over"
 
 
+async def test_a_hand_over_that_finishes_at_once_leaves_the_caller_s_context_alone() -> None:
+    stage: contextvars.ContextVar[str] = contextvars.ContextVar("stage", default="caller")
+
+    async def deliver() -> str:
+        stage.set("hand-over")
+        return stage.get()
+
+    assert _start(deliver()) == Finished("hand-over")
+    assert stage.get() == "caller"
+
+
+async def test_a_waiting_hand_over_shows_its_own_coroutine_in_task_dumps() -> None:
+    # mode's SIGUSR1 dump and asyncio's repr and get_stack() read the task's coroutine.
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def deliver_to_a_full_buffer() -> None:
+        await never
+
+    step = _start(deliver_to_a_full_buffer())
+    assert isinstance(step, Waiting)
+    try:
+        await asyncio.sleep(0)  # the task takes its first turn
+        dump = io.StringIO()
+        print_task_name(step.task, file=dump)
+        print_task_stack(step.task, file=dump, capture_locals=True)
+        assert "deliver_to_a_full_buffer" in dump.getvalue()
+        assert "deliver_to_a_full_buffer" in repr(step.task)
+        assert step.task.get_stack()  # the frame it waits in
+    finally:
+        step.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await step.task
+
+
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="3.11 has no eager tasks (start_eagerly)")
 async def test_from_python_3_12_the_first_step_runs_as_a_task_of_its_own() -> None:
     # So a timeout or task group started before the first wait belongs to the hand-over.
@@ -204,6 +241,19 @@ async def test_a_hand_over_that_waits_wins_once_it_finishes() -> None:
 
     assert result.results == ["delivered"]
     assert result.stopped is False
+
+
+async def test_an_error_after_the_hand_over_waited_comes_out_of_the_race() -> None:
+    racer = _Racer()
+    buffer_has_room = asyncio.Event()
+
+    async def deliver() -> None:
+        await buffer_has_room.wait()
+        raise ValueError("bad record")
+
+    asyncio.get_running_loop().call_soon(buffer_has_room.set)
+    with pytest.raises(ValueError, match="bad record"):
+        await asyncio.wait_for(racer.wait_first(deliver(), asyncio.Event().wait()), timeout=5)
 
 
 async def test_a_stopped_service_runs_the_race_as_before_and_reports_the_stop() -> None:
