@@ -8,6 +8,8 @@ import contextvars
 import inspect
 import io
 import sys
+import types
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -20,6 +22,20 @@ from omnirouter.pipeline.stepping import Finished, FirstStepWins, Waiting, start
 
 def _start(coro: Any) -> Finished[Any] | Waiting[Any]:
     return start_eagerly(coro, asyncio.get_running_loop())
+
+
+@types.coroutine
+def _yield_to_the_loop() -> Generator[None, None, None]:
+    # A bare yield, as a coroutine makes when it only gives the loop a turn.
+    yield
+
+
+async def _after_what_is_scheduled() -> None:
+    """Return once the loop has run every callback scheduled before this call, a new task's
+    first turn among them (the loop runs its callbacks in the order they were scheduled)."""
+    turned = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(turned.set_result, None)
+    await asyncio.wait_for(turned, timeout=5)
 
 
 async def _returns(value: Any) -> Any:
@@ -47,7 +63,7 @@ async def test_its_task_goes_on_from_the_wait_with_what_the_awaited_future_gives
     async def deliver() -> int:
         seen.append("before")
         got = await future
-        await asyncio.sleep(0)  # a bare yield to the loop on the way is fine too
+        await _yield_to_the_loop()  # a bare yield to the loop on the way is fine too
         seen.append("after")
         return got + 1
 
@@ -90,7 +106,7 @@ async def test_cancelling_its_task_cancels_the_coroutine_at_its_wait() -> None:
 
     step = _start(deliver())
     assert isinstance(step, Waiting)
-    await asyncio.sleep(0)  # the task takes its first turn: it now waits on ``never``
+    await _after_what_is_scheduled()  # the task took its first turn: it now waits on ``never``
     step.task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await step.task
@@ -158,7 +174,7 @@ async def test_a_waiting_hand_over_shows_its_own_coroutine_in_task_dumps() -> No
     step = _start(deliver_to_a_full_buffer())
     assert isinstance(step, Waiting)
     try:
-        await asyncio.sleep(0)  # the task takes its first turn
+        await _after_what_is_scheduled()  # the task took its first turn
         dump = io.StringIO()
         print_task_name(step.task, file=dump)
         print_task_stack(step.task, file=dump, capture_locals=True)

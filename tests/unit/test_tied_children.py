@@ -16,10 +16,10 @@ from support.waiting import eventually
 
 # The child blocks SIGTERM, so a parent-death signal stays pending where /proc shows it.
 _BLOCKS_SIGTERM = (
-    "import signal, sys, time\n"
+    "import signal, sys\n"
     "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})\n"
     "open(sys.argv[1], 'w').close()\n"
-    "time.sleep(300)\n"
+    "signal.pause()  # until killed\n"
 )
 
 
@@ -72,7 +72,7 @@ def test_a_tied_child_is_sent_sigterm_when_its_process_exits(tmp_path: Path) -> 
             "import sys, threading\n"
             "from omnirouter.devstack.processes import start_tied\n"
             "def start():\n"
-            "    child = start_tied([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+            "    child = start_tied([sys.executable, '-c', 'import signal; signal.pause()'])\n"
             "    open(sys.argv[1], 'w').write(str(child.pid))\n"
             "t = threading.Thread(target=start)\n"
             "t.start()\n"
