@@ -13,7 +13,6 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
-from mode import Service
 from mode.utils.logging import print_task_name
 from mode.utils.tracebacks import print_task_stack
 
@@ -201,7 +200,7 @@ async def test_from_python_3_12_the_first_step_runs_as_a_task_of_its_own() -> No
     assert seen[0] is not caller
 
 
-class _Racer(FirstStepWins, Service):
+class _Racer(FirstStepWins):
     """A service with nothing to run: only its wait_first is used."""
 
 

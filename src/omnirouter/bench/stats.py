@@ -197,7 +197,7 @@ def catch_up_entry(
     """
     seconds = max(elapsed_s, 1e-9)
     events_per_s = received / seconds
-    per_event = cpu_per_event(processes, events_per_s) if received > 0 else {}
+    per_event = cpu_per_event(processes, events_per_s)
     return {
         "events": offered,
         "received": received,

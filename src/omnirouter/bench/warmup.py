@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from omnirouter.bench.stats import cpu_per_event
+
 __all__ = [
     "SETTLED_SPAN",
     "WARM_UP_HOPS",
@@ -50,11 +52,7 @@ _BLIND_WINDOWS = 2
 
 def broker_ms_per_event(step: dict[str, Any]) -> float | None:
     """The broker's CPU per delivered event in one measured step, in ms (None: not sampled)."""
-    broker = (step.get("processes") or {}).get("kafka")
-    delivered = step.get("delivered") or 0
-    if broker is None or delivered <= 0:
-        return None
-    return round(1000.0 * float(broker["cpu_cores"]) / float(delivered), 4)
+    return cpu_per_event(step.get("processes") or {}, step.get("delivered") or 0).get("kafka")
 
 
 def settled(

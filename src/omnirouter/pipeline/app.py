@@ -95,9 +95,9 @@ def partition_for_key(
     backlog catch-up (py-spy). A worker writes 3.5 records per event, nearly all keyed by the
     same customer, so most hashes are ones it has just computed.
     """
-    if type(key) is not bytes:  # None (any partition), or a bytearray, which is not hashable
+    if key is None:
         return int(_DEFAULT_PARTITIONER(key, all_partitions, available))
-    return all_partitions[_positive_murmur2(key) % len(all_partitions)]
+    return all_partitions[_positive_murmur2(bytes(key)) % len(all_partitions)]
 
 
 _DEFAULT_PARTITIONER = DefaultPartitioner()

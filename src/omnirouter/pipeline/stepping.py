@@ -91,51 +91,26 @@ class _Suspended(Coroutine[Any, Any, T]):
         return self._coro.send(value)
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        # A task throws one exception instance (never the old three-argument form).
         if self._first is not _NOTHING:
             first, self._first = self._first, _NOTHING
-            if asyncio.isfuture(first) and _is_cancellation(typ, val):
+            if asyncio.isfuture(first) and isinstance(typ, asyncio.CancelledError):
                 first.cancel()
-        if val is None and tb is None:
-            return self._coro.throw(typ)
-        return self._coro.throw(typ, val, tb)  # pragma: no cover - the deprecated signature
+        return self._coro.throw(typ)
 
     def close(self) -> None:
         self._coro.close()
 
-    # What asyncio's task repr and get_stack() and mode's task dumps (SIGUSR1) read from a
-    # coroutine: the hand-over's own.
     def __getattr__(self, name: str) -> Any:
-        # Names a class keeps for itself, so an instance looks them up here: the hand-over's.
-        if name in ("__name__", "__qualname__"):
-            return getattr(self._coro, name)
-        raise AttributeError(name)
-
-    @property
-    def cr_frame(self) -> Any:
-        return getattr(self._coro, "cr_frame", None)
-
-    @property
-    def cr_await(self) -> Any:
-        return getattr(self._coro, "cr_await", None)
-
-    @property
-    def cr_code(self) -> Any:
-        return getattr(self._coro, "cr_code", None)
-
-    @property
-    def cr_running(self) -> bool:
-        return bool(getattr(self._coro, "cr_running", False))
+        # What asyncio's task repr and get_stack() and mode's task dumps (SIGUSR1) read from a
+        # coroutine (cr_frame, cr_await, __qualname__, …): the hand-over's own.
+        if name == "_coro":  # not set yet
+            raise AttributeError(name)
+        return getattr(self._coro, name)
 
     def __await__(self) -> Generator[Any, Any, T]:
         # Only ever driven by the task start_eagerly makes (send, throw and close above).
         raise TypeError("a suspended hand-over is driven by its task, not awaited")
-
-
-def _is_cancellation(typ: Any, val: Any) -> bool:
-    thrown = val if val is not None else typ
-    if isinstance(thrown, type):
-        return issubclass(thrown, asyncio.CancelledError)
-    return isinstance(thrown, asyncio.CancelledError)
 
 
 class FirstStepWins(Service):
