@@ -7,6 +7,7 @@ unreachable service becomes one readable error instead of a long hang and a trac
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterable, Iterator
@@ -91,8 +92,42 @@ def wait_for_kafka(
         time.sleep(0.2)
 
 
+class _AdminClient(KafkaAdminClient):  # type: ignore[misc]  # kafka-python ships no types
+    """kafka-python's admin client, with nothing left running when it cannot start.
+
+    kafka-python 3.0 starts the client's IO thread before it bootstraps, and when the bootstrap
+    fails (no broker answered in time) the constructor raises with that thread still running and
+    reconnecting, and nothing can stop it. ``wait_for_kafka`` asks again every 0.2 s and the lag
+    monitor every round, so a Kafka outage left one more thread per attempt in the process.
+    """
+
+    def __init__(self, **configs: Any) -> None:
+        try:
+            super().__init__(**configs)
+        except BaseException:
+            self._stop_what_started()
+            raise
+
+    def _stop_what_started(self) -> None:
+        # Each part exists only if the constructor got that far.
+        for part, stop in (("_client", "close"), ("_net", "stop"), ("_metrics", "close")):
+            running = getattr(self, part, None)
+            if running is not None:
+                with contextlib.suppress(Exception):
+                    getattr(running, stop)()
+
+
+def admin_client(**configs: Any) -> KafkaAdminClient:
+    """A connected kafka-python admin client (see :class:`_AdminClient`); the caller closes it.
+
+    Raises:
+        KafkaError: as kafka-python's own constructor does.
+    """
+    return _AdminClient(**configs)
+
+
 def _describe_cluster(servers: list[str], timeout_s: float, security: KafkaSettings | None) -> None:
-    admin = KafkaAdminClient(
+    admin = admin_client(
         bootstrap_servers=servers,
         client_id="omnirouter-check",
         request_timeout_ms=int(timeout_s * 1000),
@@ -183,7 +218,7 @@ def ensure_topics(
     create topics on a one-node devstack; ``min.insync.replicas`` is lowered with it, or no
     acks=all write could succeed there.
     """
-    admin = KafkaAdminClient(
+    admin = admin_client(
         bootstrap_servers=[s.strip() for s in bootstrap_servers.split(",")],
         client_id="omnirouter-topics",
         **kafka_python_security(security),

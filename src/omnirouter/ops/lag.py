@@ -29,7 +29,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from omnirouter.connections import wait_for_kafka
+from omnirouter.connections import admin_client, wait_for_kafka
 from omnirouter.errors import OmnirouterError
 from omnirouter.logs import get_logger
 from omnirouter.ops.burrow import LagStatus, PartitionWindow, worst_status
@@ -190,7 +190,7 @@ class LagMonitor:
         if self._admin is None:
             # kafka-python waits for a broker for a long time when none answers: check first.
             wait_for_kafka(self._bootstrap, timeout_s=_CONNECT_TIMEOUT_S, security=self._security)
-            self._admin = KafkaAdminClient(
+            self._admin = admin_client(
                 bootstrap_servers=[s.strip() for s in self._bootstrap.split(",")],
                 client_id="omnirouter-lag-monitor",
                 request_timeout_ms=_REQUEST_TIMEOUT_MS,
