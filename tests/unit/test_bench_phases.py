@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from omnirouter.bench.__main__ import main
-from omnirouter.bench.phases import _redis_per_event, at_fixed_rates
+from omnirouter.bench.phases import _batches, _redis_per_event, at_fixed_rates
 
 
 def test_redis_costs_are_per_event_and_aof_rewrites_are_counted_per_step() -> None:
@@ -24,6 +24,28 @@ def test_redis_costs_are_per_event_and_aof_rewrites_are_counted_per_step() -> No
 
 def test_a_step_without_events_records_no_redis_costs() -> None:
     assert _redis_per_event({"events_in": 5.0}, {"events_in": 5.0}) == {}
+
+
+def test_batch_sizes_and_times_are_per_stage_between_the_two_scrapes() -> None:
+    before = {
+        "events_in.identity": 100.0,
+        "batches.identity": 10.0,
+        "batch_seconds.identity": 0.5,
+        "events_in.cases": 90.0,
+        "batches.cases": 9.0,
+        "batch_seconds.cases": 0.9,
+    }
+    after = {
+        "events_in.identity": 400.0,
+        "batches.identity": 50.0,
+        "batch_seconds.identity": 1.1,
+        "events_in.cases": 390.0,
+        "batches.cases": 9.0,  # the case stage took no batch in between
+        "batch_seconds.cases": 0.9,
+    }
+    assert _batches(before, after) == {
+        "identity": {"batches": 40, "events_per_batch": 7.5, "ms_per_batch": 15.0}
+    }
 
 
 async def test_fixed_rates_are_measured_in_order_with_cpu_per_event_at_each() -> None:

@@ -35,6 +35,8 @@ _SAMPLE_EVERY_S = 0.25
 _STALL_S = 15.0
 _LEAD_S = 0.3  # between planning a step and its first event: time to hand the plan over
 _STAGES = ("identity", "cases", "routing", "other")
+# The stages that take their input in batches (routing times its ticks and calls, not batches).
+_BATCHING_STAGES = ("identity", "cases")
 
 
 async def _sleep_until(moment: float) -> None:
@@ -191,6 +193,7 @@ class KafkaPhase:
             generator=report.as_dict(),
             latency=summarize_latencies(track.latencies_s).as_dict(),
             redis=_redis_per_event(before, after),
+            batches=_batches(before, after),
         )
         self._progress(
             f"{self.name} catch-up: {entry['received']:,} events in {entry['elapsed_s']:.1f} s, "
@@ -245,6 +248,7 @@ class KafkaPhase:
             "generator": report.as_dict(),
             "processes": processes,
             "redis": _redis_per_event(before, after),
+            "batches": _batches(before, after),
         }
         self._progress(
             f"{self.name} {label}: {rate:,.0f}/s offered, {delivered:,.0f}/s out, "
@@ -283,6 +287,16 @@ class KafkaPhase:
             counters["events_in"] = metric_total(
                 text, "omnirouter_events_total", stage="identity", direction="in"
             )
+            for stage in _BATCHING_STAGES:
+                counters[f"events_in.{stage}"] = metric_total(
+                    text, "omnirouter_events_total", stage=stage, direction="in"
+                )
+                counters[f"batches.{stage}"] = metric_total(
+                    text, "omnirouter_stage_seconds_count", stage=stage
+                )
+                counters[f"batch_seconds.{stage}"] = metric_total(
+                    text, "omnirouter_stage_seconds_sum", stage=stage
+                )
         if self._redis_url is not None:
             counters.update(await asyncio.to_thread(_redis_counters, self._redis_url))
         return counters
@@ -303,6 +317,26 @@ def _redis_per_event(before: dict[str, float], after: dict[str, float]) -> dict[
         "commands_per_event": per_event("commands"),
         "aof_rewrites": int(after.get("aof_rewrites", 0.0) - before.get("aof_rewrites", 0.0)),
     }
+
+
+def _batches(before: dict[str, float], after: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Per stage: events per batch and a batch's mean wall time (its Redis and Kafka waits
+    included), from the worker's omnirouter_stage_seconds histogram. Small batches are what a
+    worker pays per-batch costs on at moderate load."""
+
+    def delta(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    found: dict[str, dict[str, float]] = {}
+    for stage in _BATCHING_STAGES:
+        batches = delta(f"batches.{stage}")
+        if batches > 0:
+            found[stage] = {
+                "batches": int(batches),
+                "events_per_batch": round(delta(f"events_in.{stage}") / batches, 2),
+                "ms_per_batch": round(1000 * delta(f"batch_seconds.{stage}") / batches, 3),
+            }
+    return found
 
 
 async def gateway_phase(
