@@ -85,7 +85,11 @@ async def run_workers(
 
     client = count_round_trips(redis_client(settings.redis, addresses.redis_url))
     app = create_app(
-        "omnirouter-pipeline", addresses.kafka_bootstrap_servers, security=settings.kafka
+        "omnirouter-pipeline",
+        addresses.kafka_bootstrap_servers,
+        security=settings.kafka,
+        fetch_min_bytes=settings.pipeline.fetch_min_bytes,
+        fetch_max_wait_ms=settings.pipeline.fetch_max_wait_ms,
     )
     store = RedisIdentityStore(
         client, key_prefix=settings.redis.key_prefix, policy=settings.identity
@@ -115,7 +119,11 @@ async def run_workers(
     # The dispatcher gets an app (and consumer group) of its own: a provider slow to answer
     # must not hold back identity, cases and routing.
     dispatcher_app = create_app(
-        "omnirouter-dispatcher", addresses.kafka_bootstrap_servers, security=settings.kafka
+        "omnirouter-dispatcher",
+        addresses.kafka_bootstrap_servers,
+        security=settings.kafka,
+        fetch_min_bytes=settings.pipeline.fetch_min_bytes,
+        fetch_max_wait_ms=settings.pipeline.fetch_max_wait_ms,
     )
     DispatcherWorker(dispatcher_app, client, settings=settings)
     metrics = serve_worker_metrics(settings)

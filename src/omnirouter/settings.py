@@ -192,6 +192,21 @@ class PipelineSettings(_Section):
     retry_max_backoff_s: float = Field(
         default=5.0, gt=0, description="Longest pause between retries while Redis is down."
     )
+    fetch_min_bytes: int = Field(
+        default=1,
+        ge=1,
+        le=1_048_576,
+        description="Least data the broker gathers before it answers a worker's fetch (or "
+        "fetch_max_wait_ms passes): fuller fetches cost a busy worker less CPU per event, "
+        "and add up to fetch_max_wait_ms per stage when traffic is light.",
+    )
+    fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=1_500,
+        description="Longest the broker holds a worker's fetch waiting for fetch_min_bytes, "
+        "and how often an idle worker polls.",
+    )
 
     @model_validator(mode="after")
     def _linger_within_the_window(self) -> PipelineSettings:

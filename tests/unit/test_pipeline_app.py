@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP
+from pydantic import ValidationError
 from structlog.testing import capture_logs
 
 from omnirouter.pipeline.app import FETCH_MAX_WAIT_MS, create_app, partition_for_key
+from omnirouter.settings import PipelineSettings
 
 
 def test_faust_keeps_its_directories_out_of_the_working_directory(
@@ -43,6 +45,39 @@ async def test_the_worker_consumer_holds_a_fetch_at_most_a_tenth_of_a_second() -
     finally:
         await consumer.stop()
         thread.thread_loop.close()  # the consumer thread's own loop, never started here
+
+
+async def test_the_worker_consumer_asks_for_fetches_of_the_size_the_settings_give() -> None:
+    # Fuller fetches for a busy worker (pipeline.fetch_min_bytes / fetch_max_wait_ms).
+    app = create_app("fetch-size-test", "127.0.0.1:9", fetch_min_bytes=16_384, fetch_max_wait_ms=20)
+    thread = app.consumer._thread
+    consumer = thread._create_consumer(asyncio.get_running_loop())
+    try:
+        assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (16_384, 20)
+    finally:
+        await consumer.stop()
+        thread.thread_loop.close()
+
+
+def test_the_fetch_settings_default_to_a_fetch_answered_at_once_and_held_a_tenth_of_a_second() -> (
+    None
+):
+    pipeline = PipelineSettings()
+    assert (pipeline.fetch_min_bytes, pipeline.fetch_max_wait_ms) == (1, FETCH_MAX_WAIT_MS)
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"fetch_min_bytes": 0},
+        {"fetch_min_bytes": 2_000_000},  # beyond a fetch's 1 MiB per partition
+        {"fetch_max_wait_ms": 0},
+        {"fetch_max_wait_ms": 2_000},  # longer than faust's own 1.5 s, the stall this bounds
+    ],
+)
+def test_fetch_settings_out_of_range_are_refused(field: dict[str, int]) -> None:
+    with pytest.raises(ValidationError):
+        PipelineSettings(**field)
 
 
 async def test_offsets_a_fetch_skipped_are_logged_as_an_error_before_faust_commits_them() -> None:

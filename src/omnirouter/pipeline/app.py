@@ -29,6 +29,8 @@ def create_app(
     *,
     replication_factor: int = 1,
     security: KafkaSettings | None = None,
+    fetch_min_bytes: int = 1,
+    fetch_max_wait_ms: int | None = None,
     **overrides: Any,
 ) -> faust.App:
     """A faust app configured for omnirouter's delivery guarantees.
@@ -82,7 +84,12 @@ def create_app(
     if credentials is not None:
         config["broker_credentials"] = credentials
     config.update(overrides)
-    return _App(app_id, **config)
+    app = _App(app_id, **config)
+    app.fetch_sizing = (
+        fetch_min_bytes,
+        FETCH_MAX_WAIT_MS if fetch_max_wait_ms is None else fetch_max_wait_ms,
+    )
+    return app
 
 
 def partition_for_key(
@@ -124,7 +131,8 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # Read once, in AIOKafkaConsumer.start(), to build its fetcher; faust offers no setting.
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        sizing: tuple[int, int] = getattr(self.app, "fetch_sizing", _App.fetch_sizing)
+        consumer._fetch_min_bytes, consumer._fetch_max_wait_ms = sizing
         return consumer
 
 
@@ -157,7 +165,10 @@ class _Transport(faust_aiokafka.Transport):
 
 
 class _App(faust.App):
-    """faust's app on its aiokafka transport, with fetches held at most FETCH_MAX_WAIT_MS."""
+    """faust's app on its aiokafka transport, with its fetches sized by ``fetch_sizing``
+    (minimum bytes, longest wait in ms; see create_app and _ConsumerThread)."""
+
+    fetch_sizing: tuple[int, int] = (1, FETCH_MAX_WAIT_MS)
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
