@@ -81,15 +81,20 @@ async def run_workers(
     from omnirouter.pipeline import create_app
     from omnirouter.pipeline.cases.worker import CaseWorker
     from omnirouter.pipeline.dispatcher import DispatcherWorker
+    from omnirouter.pipeline.fetching import FetchSizing
     from omnirouter.pipeline.identity.worker import IdentityWorker
 
     client = count_round_trips(redis_client(settings.redis, addresses.redis_url))
+    busy_fetch = FetchSizing(
+        min_bytes=settings.pipeline.fetch_min_bytes,
+        max_wait_ms=settings.pipeline.fetch_max_wait_ms,
+    )
     app = create_app(
         "omnirouter-pipeline",
         addresses.kafka_bootstrap_servers,
         security=settings.kafka,
-        fetch_min_bytes=settings.pipeline.fetch_min_bytes,
-        fetch_max_wait_ms=settings.pipeline.fetch_max_wait_ms,
+        busy_fetch=busy_fetch,
+        busy_from_records_per_s=settings.pipeline.fetch_busy_records_per_s,
     )
     store = RedisIdentityStore(
         client, key_prefix=settings.redis.key_prefix, policy=settings.identity
@@ -122,8 +127,8 @@ async def run_workers(
         "omnirouter-dispatcher",
         addresses.kafka_bootstrap_servers,
         security=settings.kafka,
-        fetch_min_bytes=settings.pipeline.fetch_min_bytes,
-        fetch_max_wait_ms=settings.pipeline.fetch_max_wait_ms,
+        busy_fetch=busy_fetch,
+        busy_from_records_per_s=settings.pipeline.fetch_busy_records_per_s,
     )
     DispatcherWorker(dispatcher_app, client, settings=settings)
     metrics = serve_worker_metrics(settings)

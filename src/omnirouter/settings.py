@@ -193,19 +193,24 @@ class PipelineSettings(_Section):
         default=5.0, gt=0, description="Longest pause between retries while Redis is down."
     )
     fetch_min_bytes: int = Field(
-        default=1,
+        default=16_384,
         ge=1,
         le=1_048_576,
-        description="Least data the broker gathers before it answers a worker's fetch (or "
-        "fetch_max_wait_ms passes): fuller fetches cost a busy worker less CPU per event, "
-        "and add up to fetch_max_wait_ms per stage when traffic is light.",
+        description="Least data a busy worker's fetch waits for (see fetch_busy_records_per_s).",
     )
     fetch_max_wait_ms: int = Field(
-        default=100,
+        default=20,
         ge=1,
         le=1_500,
-        description="Longest the broker holds a worker's fetch waiting for fetch_min_bytes, "
-        "and how often an idle worker polls.",
+        description="Longest a busy worker's fetch waits for fetch_min_bytes.",
+    )
+    fetch_busy_records_per_s: float = Field(
+        default=200,
+        ge=0,
+        description="Records a second (all of a worker's input topics) from which its fetches "
+        "wait for fetch_min_bytes; below half of it they are answered at once and held at most "
+        "100 ms. 0: always. Fuller fetches cost a busy worker less CPU per event "
+        "(pipeline.fetching).",
     )
 
     @model_validator(mode="after")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
@@ -12,6 +14,7 @@ from pydantic import ValidationError
 from structlog.testing import capture_logs
 
 from omnirouter.pipeline.app import FETCH_MAX_WAIT_MS, create_app, partition_for_key
+from omnirouter.pipeline.fetching import BUSY_FETCH, BUSY_FROM_RECORDS_PER_S, FetchSizing
 from omnirouter.settings import PipelineSettings
 
 
@@ -47,23 +50,70 @@ async def test_the_worker_consumer_holds_a_fetch_at_most_a_tenth_of_a_second() -
         thread.thread_loop.close()  # the consumer thread's own loop, never started here
 
 
-async def test_the_worker_consumer_asks_for_fetches_of_the_size_the_settings_give() -> None:
-    # Fuller fetches for a busy worker (pipeline.fetch_min_bytes / fetch_max_wait_ms).
-    app = create_app("fetch-size-test", "127.0.0.1:9", fetch_min_bytes=16_384, fetch_max_wait_ms=20)
+async def test_a_worker_consumer_starts_with_fetches_answered_at_once() -> None:
+    app = create_app("fetch-size-test", "127.0.0.1:9")
     thread = app.consumer._thread
     consumer = thread._create_consumer(asyncio.get_running_loop())
     try:
-        assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (16_384, 20)
+        assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (1, FETCH_MAX_WAIT_MS)
     finally:
         await consumer.stop()
         thread.thread_loop.close()
 
 
-def test_the_fetch_settings_default_to_a_fetch_answered_at_once_and_held_a_tenth_of_a_second() -> (
-    None
-):
+class _Fetcher:
+    """What faust's _fetch_records touches of aiokafka's fetcher, handing out given batches."""
+
+    _closed = False
+
+    def __init__(self, batches: list[dict[TP, list[object]]]) -> None:
+        self._batches = batches
+        self._subscriptions = SimpleNamespace(fetch_context=contextlib.nullcontext)
+        self._fetch_min_bytes = 1
+        self._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+
+    async def fetched_records(
+        self,
+        partitions: object,
+        timeout: float | None,  # noqa: ASYNC109 - aiokafka's signature
+        max_records: int | None,
+    ) -> dict[TP, list[object]]:
+        return self._batches.pop(0)
+
+
+async def test_a_worker_reading_enough_records_asks_for_fuller_fetches_and_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = create_app(
+        "fetch-busy-test",
+        "127.0.0.1:9",
+        busy_fetch=FetchSizing(min_bytes=32_768, max_wait_ms=15),
+        busy_from_records_per_s=100,
+    )
+    thread = app.consumer._thread
+    consumer = thread._create_consumer(asyncio.get_running_loop())
+    clock = iter([0.0, 1.0, 2.0])  # one fetch a second
+    monkeypatch.setattr("omnirouter.pipeline.app._monotonic", lambda: next(clock))
+    tp = TP("omnirouter.interactions.inbound", 0)
+    fetcher = _Fetcher([{tp: [object()] * 150}, {tp: [object()] * 150}, {}])
+    stub = SimpleNamespace(_closed=False, _fetcher=fetcher)
+    try:
+        sizes = []
+        for _ in range(3):
+            await thread._fetch_records(stub, {tp}, timeout=0.0, max_records=None)
+            sizes.append((fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms))
+    finally:
+        await consumer.stop()
+        thread.thread_loop.close()
+    # The first fetch opens the window; 150 records in the second second are busy; none in the
+    # third is light again.
+    assert sizes == [(1, FETCH_MAX_WAIT_MS), (32_768, 15), (1, FETCH_MAX_WAIT_MS)]
+
+
+def test_the_fetch_settings_default_to_the_busy_sizing_the_app_uses_without_them() -> None:
     pipeline = PipelineSettings()
-    assert (pipeline.fetch_min_bytes, pipeline.fetch_max_wait_ms) == (1, FETCH_MAX_WAIT_MS)
+    assert FetchSizing(pipeline.fetch_min_bytes, pipeline.fetch_max_wait_ms) == BUSY_FETCH
+    assert pipeline.fetch_busy_records_per_s == BUSY_FROM_RECORDS_PER_S
 
 
 @pytest.mark.parametrize(
@@ -73,6 +123,7 @@ def test_the_fetch_settings_default_to_a_fetch_answered_at_once_and_held_a_tenth
         {"fetch_min_bytes": 2_000_000},  # beyond a fetch's 1 MiB per partition
         {"fetch_max_wait_ms": 0},
         {"fetch_max_wait_ms": 2_000},  # longer than faust's own 1.5 s, the stall this bounds
+        {"fetch_busy_records_per_s": -1},
     ],
 )
 def test_fetch_settings_out_of_range_are_refused(field: dict[str, int]) -> None:

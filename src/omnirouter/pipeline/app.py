@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,12 @@ from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from omnirouter.logs import get_logger
+from omnirouter.pipeline.fetching import (
+    BUSY_FETCH,
+    BUSY_FROM_RECORDS_PER_S,
+    FetchSizer,
+    FetchSizing,
+)
 from omnirouter.pipeline.stepping import FirstStepWins
 from omnirouter.security import faust_broker_credentials
 
@@ -29,8 +36,8 @@ def create_app(
     *,
     replication_factor: int = 1,
     security: KafkaSettings | None = None,
-    fetch_min_bytes: int = 1,
-    fetch_max_wait_ms: int | None = None,
+    busy_fetch: FetchSizing = BUSY_FETCH,
+    busy_from_records_per_s: float = BUSY_FROM_RECORDS_PER_S,
     **overrides: Any,
 ) -> faust.App:
     """A faust app configured for omnirouter's delivery guarantees.
@@ -85,10 +92,7 @@ def create_app(
         config["broker_credentials"] = credentials
     config.update(overrides)
     app = _App(app_id, **config)
-    app.fetch_sizing = (
-        fetch_min_bytes,
-        FETCH_MAX_WAIT_MS if fetch_max_wait_ms is None else fetch_max_wait_ms,
-    )
+    app.fetch_policy = (busy_fetch, busy_from_records_per_s)
     return app
 
 
@@ -127,13 +131,54 @@ def _positive_murmur2(key: bytes) -> int:
 FETCH_MAX_WAIT_MS = 100
 
 
+# A light worker's fetches: answered as soon as there is a record, held at most FETCH_MAX_WAIT_MS.
+LIGHT_FETCH = FetchSizing(min_bytes=1, max_wait_ms=FETCH_MAX_WAIT_MS)
+
+
+# The fetch sizer's clock (a name of its own, so a test can drive it without the event loop's).
+_monotonic = time.monotonic
+
+
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    _sizer: FetchSizer
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
+        busy, busy_from = getattr(self.app, "fetch_policy", _App.fetch_policy)
+        self._sizer = FetchSizer(LIGHT_FETCH, busy, busy_from)
         # Read once, in AIOKafkaConsumer.start(), to build its fetcher; faust offers no setting.
-        sizing: tuple[int, int] = getattr(self.app, "fetch_sizing", _App.fetch_sizing)
-        consumer._fetch_min_bytes, consumer._fetch_max_wait_ms = sizing
+        # Later changes go to the fetcher itself (below).
+        sizing = self._sizer.current
+        consumer._fetch_min_bytes, consumer._fetch_max_wait_ms = (
+            sizing.min_bytes,
+            sizing.max_wait_ms,
+        )
         return consumer
+
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 - faust's signature, passed on as is
+        max_records: int | None = None,
+    ) -> Any:
+        # Runs on this thread's loop, as the fetcher does: nothing here is shared with another.
+        records = await super()._fetch_records(
+            consumer, active_partitions, timeout=timeout, max_records=max_records
+        )
+        count = sum(len(batch) for batch in records.values())
+        resized = self._sizer.after_fetch(count, _monotonic())
+        if resized is not None:
+            # aiokafka's fetcher reads both for every fetch request it builds.
+            fetcher = consumer._fetcher
+            fetcher._fetch_min_bytes = resized.min_bytes
+            fetcher._fetch_max_wait_ms = resized.max_wait_ms
+            log.debug(
+                "worker fetches resized",
+                min_bytes=resized.min_bytes,
+                max_wait_ms=resized.max_wait_ms,
+            )
+        return records
 
 
 class _Consumer(FirstStepWins, faust_aiokafka.Consumer):
@@ -165,10 +210,10 @@ class _Transport(faust_aiokafka.Transport):
 
 
 class _App(faust.App):
-    """faust's app on its aiokafka transport, with its fetches sized by ``fetch_sizing``
-    (minimum bytes, longest wait in ms; see create_app and _ConsumerThread)."""
+    """faust's app on its aiokafka transport, its fetches sized by ``fetch_policy`` (a busy
+    worker's sizing, and the records a second from which it applies; see _ConsumerThread)."""
 
-    fetch_sizing: tuple[int, int] = (1, FETCH_MAX_WAIT_MS)
+    fetch_policy: tuple[FetchSizing, float] = (BUSY_FETCH, BUSY_FROM_RECORDS_PER_S)
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
