@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -127,8 +128,9 @@ async def run_workers(
         "omnirouter-dispatcher",
         addresses.kafka_bootstrap_servers,
         security=settings.kafka,
-        busy_fetch=busy_fetch,
-        busy_from_records_per_s=settings.pipeline.fetch_busy_records_per_s,
+        # Replies to deliver, read once each: fuller fetches were measured for the pipeline's
+        # traffic only, so the dispatcher keeps fetches answered at their first record.
+        busy_from_records_per_s=math.inf,
     )
     DispatcherWorker(dispatcher_app, client, settings=settings)
     metrics = serve_worker_metrics(settings)

@@ -201,16 +201,18 @@ class PipelineSettings(_Section):
     fetch_max_wait_ms: int = Field(
         default=20,
         ge=1,
-        le=1_500,
+        # No longer than a light worker's 100 ms (pipeline.app.FETCH_MAX_WAIT_MS): a longer
+        # wait brings back the stalls that bound is there to prevent.
+        le=100,
         description="Longest a busy worker's fetch waits for fetch_min_bytes.",
     )
     fetch_busy_records_per_s: float = Field(
         default=200,
         ge=0,
-        description="Records a second (all of a worker's input topics) from which its fetches "
-        "wait for fetch_min_bytes; below half of it they are answered at once and held at most "
-        "100 ms. 0: always. Fuller fetches cost a busy worker less CPU per event "
-        "(pipeline.fetching).",
+        description="Records a second a pipeline worker reads (all its input topics) from "
+        "which its fetches wait for fetch_min_bytes; below half of it each fetch is answered at "
+        "its first record, or after 100 ms at most. 0: always. Fuller fetches cost a busy "
+        "worker less CPU per event (pipeline.fetching).",
     )
 
     @model_validator(mode="after")

@@ -53,3 +53,11 @@ def test_a_threshold_of_zero_keeps_fetches_full_from_the_start() -> None:
     sizer.after_fetch(0, 0.0)
     assert sizer.after_fetch(0, 5.0) is None
     assert sizer.current == BUSY
+
+
+def test_an_infinite_threshold_keeps_fetches_light_whatever_the_traffic() -> None:
+    # The dispatcher's app: its fetches stay answered at their first record.
+    sizer = _sizer(busy_from=float("inf"))
+    sizer.after_fetch(0, 0.0)
+    assert sizer.after_fetch(1_000_000, 1.0) is None
+    assert sizer.current == LIGHT

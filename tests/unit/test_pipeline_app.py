@@ -110,6 +110,21 @@ async def test_a_worker_reading_enough_records_asks_for_fuller_fetches_and_back(
     assert sizes == [(1, FETCH_MAX_WAIT_MS), (32_768, 15), (1, FETCH_MAX_WAIT_MS)]
 
 
+async def test_a_client_only_consumer_fetches_without_a_sizer() -> None:
+    # faust's start_client() builds another consumer, without _create_worker_consumer.
+    app = create_app("fetch-client-test", "127.0.0.1:9")
+    thread = app.consumer._thread
+    tp = TP("omnirouter.interactions.inbound", 0)
+    fetcher = _Fetcher([{tp: [object()] * 5}])
+    stub = SimpleNamespace(_closed=False, _fetcher=fetcher)
+    try:
+        records = await thread._fetch_records(stub, {tp}, timeout=0.0, max_records=None)
+    finally:
+        thread.thread_loop.close()
+    assert len(records[tp]) == 5
+    assert (fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms) == (1, FETCH_MAX_WAIT_MS)
+
+
 def test_the_fetch_settings_default_to_the_busy_sizing_the_app_uses_without_them() -> None:
     pipeline = PipelineSettings()
     assert FetchSizing(pipeline.fetch_min_bytes, pipeline.fetch_max_wait_ms) == BUSY_FETCH
@@ -120,9 +135,9 @@ def test_the_fetch_settings_default_to_the_busy_sizing_the_app_uses_without_them
     "field",
     [
         {"fetch_min_bytes": 0},
-        {"fetch_min_bytes": 2_000_000},  # beyond a fetch's 1 MiB per partition
+        {"fetch_min_bytes": 2_000_000},  # over the 1 MiB bound
         {"fetch_max_wait_ms": 0},
-        {"fetch_max_wait_ms": 2_000},  # longer than faust's own 1.5 s, the stall this bounds
+        {"fetch_max_wait_ms": 101},  # longer than a light worker's wait, the stall it bounds
         {"fetch_busy_records_per_s": -1},
     ],
 )

@@ -8,7 +8,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner, murmur2
@@ -140,11 +140,13 @@ _monotonic = time.monotonic
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    _sizer: FetchSizer
+    # Set with the worker consumer; a client-only app (faust's start_client) has none, and its
+    # fetches keep aiokafka's sizing.
+    _sizer: FetchSizer | None = None
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        busy, busy_from = getattr(self.app, "fetch_policy", _App.fetch_policy)
+        busy, busy_from = cast("_App", self.app).fetch_policy
         self._sizer = FetchSizer(LIGHT_FETCH, busy, busy_from)
         # Read once, in AIOKafkaConsumer.start(), to build its fetcher; faust offers no setting.
         # Later changes go to the fetcher itself (below).
@@ -166,6 +168,8 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         records = await super()._fetch_records(
             consumer, active_partitions, timeout=timeout, max_records=max_records
         )
+        if self._sizer is None:
+            return records
         count = sum(len(batch) for batch in records.values())
         resized = self._sizer.after_fetch(count, _monotonic())
         if resized is not None:

@@ -24,9 +24,9 @@ class FetchSizing:
 
 
 # A busy worker's sizing and where "busy" starts: the defaults of the pipeline settings
-# fetch_min_bytes, fetch_max_wait_ms and fetch_busy_records_per_s. 200 records a second is
-# about 100 events (each read twice, on its way in and after identity), where a worker's CPU
-# stops growing with its load.
+# fetch_min_bytes, fetch_max_wait_ms and fetch_busy_records_per_s. For the pipeline app,
+# 200 records a second is about 100 events (each read twice, on its way in and after
+# identity), where a worker's CPU stops growing with its load. The threshold is per app.
 BUSY_FETCH = FetchSizing(min_bytes=16_384, max_wait_ms=20)
 BUSY_FROM_RECORDS_PER_S = 200.0
 
@@ -34,7 +34,8 @@ BUSY_FROM_RECORDS_PER_S = 200.0
 @dataclass(slots=True)
 class FetchSizer:
     """Chooses ``busy`` sizing while a worker reads at least ``busy_from`` records a second
-    (measured over ``window_s``), ``light`` sizing once it reads less than half that.
+    (averaged over windows of at least ``window_s``, closed by the first fetch after it),
+    ``light`` sizing once it reads less than half that.
 
     The gap between the two thresholds keeps a worker near the boundary from switching at
     every window. ``busy_from`` of 0 keeps fetches ``busy`` always.
