@@ -54,7 +54,7 @@ async def test_fixed_rates_are_measured_in_order_with_cpu_per_event_at_each() ->
 
     async def measure(label: str, rate: float, steady_s: float) -> dict[str, Any]:
         asked.append((label, rate, steady_s))
-        worker = {"cpu_cores": cores[rate], "rss_mib": 250.0}
+        worker = {"cpu_cores": cores[rate], "rss_mib": 250.0, "wakeups_per_s": 4 * rate}
         return {"delivered": rate, "processes": {"worker": worker, "kafka": {"cpu_cores": 0.1}}}
 
     result = await at_fixed_rates([100.0, 25.0], 12.0, measure)
@@ -62,6 +62,10 @@ async def test_fixed_rates_are_measured_in_order_with_cpu_per_event_at_each() ->
     assert [step["cpu_ms_per_event"] for step in result["fixed_rates"]] == [
         {"worker": 8.4, "kafka": 1.0},
         {"worker": 14.0, "kafka": 4.0},
+    ]
+    assert [step["wakeups_per_event"] for step in result["fixed_rates"]] == [
+        {"worker": 4.0},
+        {"worker": 4.0},
     ]
 
 

@@ -172,11 +172,37 @@ def test_the_pipeline_at_fixed_rates_gets_a_table_of_its_own() -> None:
                 "latency": {"p50_ms": 19.1, "p99_ms": 55.37},
                 "processes": {"worker": {"cpu_cores": 0.35}},
                 "cpu_ms_per_event": {"worker": 14.0},
+                "wakeups_per_event": {"worker": 6.04},
                 "redis": {"round_trips_per_event": 2.4278},
             }
         ]
     }
     table = markdown_table(result)
     assert "The pipeline at fixed rates" in table
-    assert "| 25 | 25 | 19.1 / 55.4 | 0.35 | 14.00 | 2.428 |" in table.splitlines()
+    assert "| 25 | 25 | 19.1 / 55.4 | 0.35 | 14.00 | 6.0 | 2.428 |" in table.splitlines()
     assert "fixed rates" not in markdown_table(_result())
+
+
+def test_the_table_shows_the_workers_wake_ups_per_event_where_they_were_counted() -> None:
+    """Wake-ups a second over events a second out, at 50 % and 90 %; a dash where the host
+    did not tell them (no /proc) or nothing came out."""
+    result = _result()
+    result["pipeline"]["at_50"]["delivered"] = 200
+    result["pipeline"]["at_50"]["processes"]["worker"]["wakeups_per_s"] = 780.0
+    result["pipeline"]["at_90"]["delivered"] = 0
+    result["pipeline"]["at_90"]["processes"]["worker"]["wakeups_per_s"] = 900.0
+    row = next(line for line in markdown_table(result).splitlines() if "wake-ups per" in line)
+    assert row.startswith("| worker wake-ups per event at 50% / 90%")
+    assert "| 3.9 / — | — / — |" in row
+
+
+def test_the_table_says_what_a_wake_up_cost_the_host() -> None:
+    """The machine's wake-up cost goes under the table, so runs on different hosts can be
+    told apart; a result without it says nothing of it."""
+    result = _result()
+    result["machine"]["wake_cpu_us"] = {"50/s": 243.4, "1000/s": 94.2}
+    assert (
+        "An event-loop wake-up cost this host 243 µs of CPU at 50/s and 94 µs of CPU at "
+        "1000/s (before the stack started; see bench.host)."
+    ) in markdown_table(result)
+    assert "wake-up cost" not in markdown_table(_result())

@@ -12,6 +12,7 @@ from omnirouter.bench.stats import (
     backlog_verdict,
     catch_up_entry,
     summarize_latencies,
+    wakeups_per_event,
 )
 
 
@@ -120,7 +121,10 @@ def test_a_catch_up_counts_what_came_out_over_the_whole_time_and_cpu_per_event()
         offered=10_000,
         received=10_000,
         elapsed_s=12.5,
-        processes={"worker": {"cpu_cores": 0.8, "rss_mib": 200.0}, "kafka": {"cpu_cores": 0.3}},
+        processes={
+            "worker": {"cpu_cores": 0.8, "rss_mib": 200.0, "wakeups_per_s": 400.0},
+            "kafka": {"cpu_cores": 0.3},
+        },
         rate=20_000.0,
     )
     assert entry["events_per_s"] == 800.0
@@ -128,6 +132,7 @@ def test_a_catch_up_counts_what_came_out_over_the_whole_time_and_cpu_per_event()
     assert entry["drained"] is True
     assert entry["limited_by_offer"] is False
     assert entry["cpu_ms_per_event"] == {"worker": 1.0, "kafka": 0.375}
+    assert entry["wakeups_per_event"] == {"worker": 0.5}
 
 
 def test_events_that_never_came_out_are_missing_and_do_not_count_towards_the_rate() -> None:
@@ -164,3 +169,14 @@ def test_a_catch_up_as_fast_as_the_burst_was_offered_says_it_could_not_show_more
     )
     assert entry["events_per_s"] == 18_750.0
     assert entry["limited_by_offer"] is True
+
+
+def test_wake_ups_per_event_are_each_processs_wake_ups_a_second_over_events_a_second() -> None:
+    """Only for processes whose wake-ups were counted; nothing when nothing came out."""
+    processes = {
+        "worker": {"cpu_cores": 0.6, "wakeups_per_s": 780.0},
+        "kafka": {"cpu_cores": 0.2, "wakeups_per_s": 2000.0},
+        "redis": {"cpu_cores": 0.1},
+    }
+    assert wakeups_per_event(processes, 200.0) == {"worker": 3.9, "kafka": 10.0}
+    assert wakeups_per_event(processes, 0.0) == {}

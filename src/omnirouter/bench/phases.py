@@ -27,6 +27,7 @@ from omnirouter.bench.stats import (
     catch_up_entry,
     cpu_per_event,
     summarize_latencies,
+    wakeups_per_event,
 )
 
 __all__ = ["KafkaPhase", "at_fixed_rates", "gateway_phase"]
@@ -94,12 +95,14 @@ async def _search(
 async def at_fixed_rates(
     rates: Sequence[float], steady_s: float, measure: Callable[[str, float, float], Any]
 ) -> dict[str, Any]:
-    """One step at each offered rate, in order, each with each process's CPU per event out:
-    a worker's cost is not proportional to its load (small batches cost more per event)."""
+    """One step at each offered rate, in order, each with each process's CPU and wake-ups per
+    event out: a worker's cost is not proportional to its load (small batches cost more per
+    event, and so does each wake-up a lighter load spreads over fewer events)."""
     steps = []
     for rate in rates:
         step = await measure(f"at {rate:,.0f}/s", rate, steady_s)
         step["cpu_ms_per_event"] = cpu_per_event(step["processes"], step["delivered"])
+        step["wakeups_per_event"] = wakeups_per_event(step["processes"], step["delivered"])
         steps.append(step)
     return {"fixed_rates": steps}
 

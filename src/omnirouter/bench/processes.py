@@ -1,7 +1,10 @@
 """The processes under test: started as `omnirouter run` starts them, sampled for CPU and RSS.
 
 CPU and memory come from psutil when it is installed, else from ``/proc/<pid>/stat`` and
-``/proc/<pid>/status`` (Linux), so the numbers never depend on an optional package.
+``/proc/<pid>/status`` (Linux), so the numbers never depend on an optional package. Context
+switches (how often a process's threads went to sleep and woke, and how often they were
+preempted) come from ``/proc`` alone, summed over the threads: psutil reports the main
+thread's only.
 """
 
 from __future__ import annotations
@@ -57,6 +60,31 @@ class ProcessSampler:
         # Fields 14 and 15 of stat (utime, stime), counted after the ")" that ends the name.
         return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
+    def context_switches(self) -> tuple[int, int] | None:
+        """(voluntary, involuntary) context switches of all the process's threads so far, or
+        None where ``/proc`` does not tell them (not Linux).
+
+        A voluntary switch is a thread going to sleep (waiting on a socket, a timer, a lock),
+        so each one is also a wake-up; an involuntary one is a thread preempted while it could
+        run. A thread that ended takes its counts with it.
+        """
+        voluntary = involuntary = 0
+        try:
+            tasks = os.listdir(f"/proc/{self.pid}/task")
+        except OSError:
+            return None
+        for task in tasks:
+            try:
+                status = Path(f"/proc/{self.pid}/task/{task}/status").read_text()
+            except OSError:
+                continue  # the thread ended meanwhile
+            for line in status.splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    voluntary += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches:"):
+                    involuntary += int(line.split()[1])
+        return voluntary, involuntary
+
     def rss_bytes(self) -> int:
         """Resident set size now."""
         if self._process is not None:
@@ -69,29 +97,41 @@ class ProcessSampler:
 
 @dataclass
 class CpuWindow:
-    """CPU use of some processes between :meth:`open` and :meth:`close`, as cores busy."""
+    """CPU use of some processes between :meth:`open` and :meth:`close`, as cores busy, and
+    how often their threads slept and woke or were preempted meanwhile."""
 
     samplers: dict[str, ProcessSampler]
     _start_wall: float = 0.0
     _start_cpu: dict[str, float] | None = None
+    _start_switches: dict[str, tuple[int, int] | None] | None = None
 
     def open(self) -> None:
         """Start the window."""
         self._start_wall = time.monotonic()
         self._start_cpu = {name: s.cpu_seconds() for name, s in self.samplers.items()}
+        self._start_switches = {n: s.context_switches() for n, s in self.samplers.items()}
 
     def close(self) -> dict[str, dict[str, float]]:
-        """Per process: cores used on average over the window, and RSS in MiB now."""
+        """Per process: cores used on average over the window, RSS in MiB now, and (where
+        ``/proc`` tells them) wake-ups and preemptions a second over the window."""
         assert self._start_cpu is not None, "open() first"
+        assert self._start_switches is not None, "open() first"
         wall = max(1e-9, time.monotonic() - self._start_wall)
         result = {}
         for name, sampler in self.samplers.items():
             try:
                 used = sampler.cpu_seconds() - self._start_cpu[name]
                 rss = sampler.rss_bytes()
+                switches = sampler.context_switches()
             except (OSError, ValueError, LookupError):
                 continue  # a process that went away has nothing more to say
-            result[name] = {"cpu_cores": round(used / wall, 3), "rss_mib": round(rss / 2**20, 1)}
+            entry = {"cpu_cores": round(used / wall, 3), "rss_mib": round(rss / 2**20, 1)}
+            before = self._start_switches.get(name)
+            if switches is not None and before is not None:
+                # Clamped: a thread that ended took its counts with it.
+                entry["wakeups_per_s"] = round(max(0, switches[0] - before[0]) / wall, 1)
+                entry["preemptions_per_s"] = round(max(0, switches[1] - before[1]) / wall, 1)
+            result[name] = entry
         return result
 
 

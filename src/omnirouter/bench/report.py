@@ -66,6 +66,15 @@ def _cpu(run: Any, name: str) -> str:
     return f"{_num(proc.get('cpu_cores'), 2)} cores, {_num(proc.get('rss_mib'))} MiB"
 
 
+def _wakeups(run: Any, name: str) -> str:
+    """Wake-ups per event delivered in a step, from the process's wake-ups a second."""
+    per_s = _get(run or {}, ("processes", name, "wakeups_per_s"))
+    delivered = (run or {}).get("delivered")
+    if per_s is None or not delivered:
+        return "—"
+    return _num(per_s / delivered, 1)
+
+
 def _catch_up(phase: Mapping[str, Any], name: str) -> str:
     run = phase.get("catch_up") or {}
     if not run:
@@ -137,6 +146,12 @@ def markdown_table(result: Mapping[str, Any]) -> str:
             "",
         ),
         (
+            "worker wake-ups per event at 50% / 90% (its threads' sleeps, each ending in one)",
+            f"{_wakeups(p50, 'worker')} / {_wakeups(p90, 'worker')}",
+            f"{_wakeups(b50, 'baseline')} / {_wakeups(b90, 'baseline')}",
+            "",
+        ),
+        (
             "CPU / RSS at 90% (worker; baseline process)",
             _cpu(p90, "worker"),
             _cpu(b90, "baseline"),
@@ -180,6 +195,13 @@ def markdown_table(result: Mapping[str, Any]) -> str:
         f"Redis on the same host, {result.get('started_at', '?')}; events ≈ "
         f"{_num(generator.get('mean_event_bytes'))} bytes."
     )
+    wakes = machine.get("wake_cpu_us") or {}
+    if wakes:
+        lines.append(
+            "An event-loop wake-up cost this host "
+            + " and ".join(f"{_num(us)} µs of CPU at {rate}" for rate, us in wakes.items())
+            + " (before the stack started; see bench.host)."
+        )
     warm = result.get("warm_up") or {}
     windows = warm.get("windows", ())
     costs = [c for w in windows if (c := w.get("broker_ms_per_event")) is not None]
@@ -204,8 +226,8 @@ def _fixed_rates_table(pipeline: Mapping[str, Any]) -> list[str]:
         "The pipeline at fixed rates (what a worker costs at a given load):",
         "",
         "| offered (events/s) | out (events/s) | p50 / p99 (ms) | worker cores | worker CPU per "
-        "event (ms) | Redis round trips per event |",
-        "|---|---|---|---|---|---|",
+        "event (ms) | worker wake-ups per event | Redis round trips per event |",
+        "|---|---|---|---|---|---|---|",
     ]
     for step in steps:
         latency = step.get("latency") or {}
@@ -214,6 +236,7 @@ def _fixed_rates_table(pipeline: Mapping[str, Any]) -> list[str]:
             f"{_num(latency.get('p50_ms'), 1)} / {_num(latency.get('p99_ms'), 1)} | "
             f"{_num(_get(step, ('processes', 'worker', 'cpu_cores')), 2)} | "
             f"{_num(_get(step, ('cpu_ms_per_event', 'worker')), 2)} | "
+            f"{_num(_get(step, ('wakeups_per_event', 'worker')), 1)} | "
             f"{_num(_get(step, ('redis', 'round_trips_per_event')), 3)} |"
         )
     return lines

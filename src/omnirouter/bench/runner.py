@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from omnirouter.bench.baseline import BASELINE_HOPS, FAUST_HOPS, Framework, PassThrough
+from omnirouter.bench.host import wake_costs
 from omnirouter.bench.loadgen import GeneratorHandle
 from omnirouter.bench.measure import OutputMeter
 from omnirouter.bench.options import BenchOptions
@@ -96,6 +97,13 @@ async def run_bench(options: BenchOptions, progress: Callable[[str], None]) -> d
         "options": options.as_dict(),
     }
     try:
+        # Before the stack starts, so nothing else competes with it for the cores.
+        progress("measuring what an event-loop wake-up costs this host")
+        wakes = result["machine"]["wake_cpu_us"] = await wake_costs()
+        progress(
+            "an event-loop wake-up costs "
+            + ", ".join(f"{us:,.0f} µs of CPU at {rate}" for rate, us in wakes.items())
+        )
         await _connect(run, result)
         generator = GeneratorHandle(
             run.kafka, customers=options.customers, partitions=_PARTITIONS, nonce=run.nonce

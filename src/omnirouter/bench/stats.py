@@ -179,6 +179,21 @@ def cpu_per_event(processes: dict[str, dict[str, float]], events_per_s: float) -
     }
 
 
+def wakeups_per_event(
+    processes: dict[str, dict[str, float]], events_per_s: float
+) -> dict[str, float]:
+    """Each process's wake-ups (its threads' voluntary context switches) per event, from its
+    wake-ups a second while ``events_per_s`` came out. On a host where waking costs a process
+    much CPU, this is what makes an event dearer at low load than in a batch."""
+    if events_per_s <= 0:
+        return {}
+    return {
+        name: round(usage["wakeups_per_s"] / events_per_s, 2)
+        for name, usage in processes.items()
+        if usage.get("wakeups_per_s") is not None
+    }
+
+
 def catch_up_entry(
     *,
     offered: int,
@@ -208,5 +223,6 @@ def catch_up_entry(
         "elapsed_s": round(elapsed_s, 2),
         "events_per_s": round(events_per_s, 1),
         "cpu_ms_per_event": per_event,
+        "wakeups_per_event": wakeups_per_event(processes, events_per_s),
         "processes": processes,
     }
