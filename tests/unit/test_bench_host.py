@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -10,7 +11,12 @@ import time
 import pytest
 
 from omnirouter.bench.host import WAKE_RATES, wake_cost_us, wake_costs
-from omnirouter.bench.processes import CpuWindow, ProcessSampler
+from omnirouter.bench.processes import (
+    CpuWindow,
+    ProcessSampler,
+    ThreadSwitches,
+    switches_between,
+)
 
 linux_only = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="context switches come from /proc"
@@ -31,8 +37,22 @@ async def test_a_wake_cost_needs_a_positive_rate_and_count(rate: float, wakes: i
         await wake_cost_us(rate, wakes)
 
 
+def test_switches_between_readings_count_each_thread_once() -> None:
+    """A thread in both readings counts its difference, a new one all of its own, an ended one
+    nothing (never a negative total), a reused thread id as the new thread it is."""
+    before: ThreadSwitches = {1: (100, 10), 2: (50, 5), 3: (900, 90)}
+    after: ThreadSwitches = {
+        1: (130, 12),  # ran on: +30, +2
+        2: (7, 1),  # id 2 ended and was given to a new thread: +7, +1
+        4: (20, 3),  # started since: +20, +3
+    }  # thread 3 ended: its 900 are not taken off the others
+    assert switches_between(before, after) == (57, 6)
+    assert switches_between(after, after) == (0, 0)
+    assert switches_between({}, after) == (157, 16)
+
+
 @linux_only
-def test_context_switches_are_counted_over_every_thread_of_the_process() -> None:
+def test_context_switches_are_read_for_every_thread_of_the_process() -> None:
     """A helper thread's sleeps count, not only the main thread's (psutil reports those
     alone): 50 sleeps in the helper raise the process's voluntary switches by at least 50."""
     sampler = ProcessSampler(os.getpid())
@@ -56,25 +76,40 @@ def test_context_switches_are_counted_over_every_thread_of_the_process() -> None
         leave.set()
         helper.join(timeout=30)
     assert after is not None
-    assert after[0] - before[0] >= 50
-    assert after[1] >= before[1]
+    assert helper.native_id in after
+    assert after[helper.native_id][0] >= 50
+    assert switches_between(before, after)[0] >= 50
 
 
 @linux_only
-def test_a_cpu_window_reports_wake_ups_and_preemptions_a_second() -> None:
+def test_a_cpu_window_reports_wake_ups_a_second_and_preemptions() -> None:
     window = CpuWindow({"bench": ProcessSampler(os.getpid())})
     window.open()
     for _ in range(20):
         time.sleep(0.001)
     entry = window.close()["bench"]
     assert entry["wakeups_per_s"] > 0
-    assert entry["preemptions_per_s"] >= 0
-    assert entry["cpu_cores"] >= 0
+    assert "preemptions_per_s" in entry
 
 
-def test_a_process_without_proc_entries_has_no_context_switches() -> None:
-    """A pid that does not exist (or a host without /proc): None, not zeros."""
-    sampler = ProcessSampler.__new__(ProcessSampler)
-    sampler.pid = 2**22 + 12345  # above the kernel's pid_max
-    sampler._process = None
+class _NoProc(ProcessSampler):
+    """A host whose /proc tells no context switches."""
+
+    def context_switches(self) -> ThreadSwitches | None:
+        return None
+
+
+def test_without_context_switches_a_cpu_window_reports_cpu_and_memory_only() -> None:
+    window = CpuWindow({"bench": _NoProc(os.getpid())})
+    window.open()
+    entry = window.close()["bench"]
+    assert set(entry) == {"cpu_cores", "rss_mib"}
+
+
+@linux_only
+def test_a_process_that_ended_has_no_context_switches() -> None:
+    sampler = ProcessSampler(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=30)
+    sampler.pid = child.pid  # reaped: its /proc entry is gone
     assert sampler.context_switches() is None

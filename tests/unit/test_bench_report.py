@@ -193,7 +193,7 @@ def test_the_table_shows_the_workers_wake_ups_per_event_where_they_were_counted(
     result["pipeline"]["at_90"]["processes"]["worker"]["wakeups_per_s"] = 900.0
     row = next(line for line in markdown_table(result).splitlines() if "wake-ups per" in line)
     assert row.startswith("| worker wake-ups per event at 50% / 90%")
-    assert "| 3.9 / — | — / — |" in row
+    assert "| 3.90 / — | — / — |" in row
 
 
 def test_the_table_says_what_a_wake_up_cost_the_host() -> None:
@@ -203,6 +203,6 @@ def test_the_table_says_what_a_wake_up_cost_the_host() -> None:
     result["machine"]["wake_cpu_us"] = {"50/s": 243.4, "1000/s": 94.2}
     assert (
         "An event-loop wake-up cost this host 243 µs of CPU at 50/s and 94 µs of CPU at "
-        "1000/s (before the stack started; see bench.host)."
+        "1000/s (in the bench's own process, before its phases; see bench.host)."
     ) in markdown_table(result)
     assert "wake-up cost" not in markdown_table(_result())

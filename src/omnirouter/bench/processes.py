@@ -30,11 +30,34 @@ __all__ = [
     "CpuWindow",
     "ProcessSampler",
     "RouterProcess",
+    "ThreadSwitches",
     "metric_total",
     "scrape",
+    "switches_between",
 ]
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+ThreadSwitches = dict[int, tuple[int, int]]
+"""(voluntary, involuntary) context switches so far, by thread id."""
+
+
+def switches_between(before: ThreadSwitches, after: ThreadSwitches) -> tuple[int, int]:
+    """(voluntary, involuntary) switches a process's threads made between two readings.
+
+    A thread in both readings counts its difference; one started since counts all of its own;
+    one that ended since is left out (its last stretch is lost, rather than its whole count
+    taken off the others'). A thread id the kernel gave to a new thread meanwhile shows as
+    counts that went down: it is counted as the new thread it is.
+    """
+    voluntary = involuntary = 0
+    for thread, (now_voluntary, now_involuntary) in after.items():
+        was_voluntary, was_involuntary = before.get(thread, (0, 0))
+        if now_voluntary < was_voluntary or now_involuntary < was_involuntary:
+            was_voluntary = was_involuntary = 0
+        voluntary += now_voluntary - was_voluntary
+        involuntary += now_involuntary - was_involuntary
+    return voluntary, involuntary
 
 
 class ProcessSampler:
@@ -60,30 +83,33 @@ class ProcessSampler:
         # Fields 14 and 15 of stat (utime, stime), counted after the ")" that ends the name.
         return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
-    def context_switches(self) -> tuple[int, int] | None:
-        """(voluntary, involuntary) context switches of all the process's threads so far, or
-        None where ``/proc`` does not tell them (not Linux).
+    def context_switches(self) -> ThreadSwitches | None:
+        """(voluntary, involuntary) context switches of each of the process's threads so far,
+        by thread id, or None where ``/proc`` does not tell them (not Linux, or the process is
+        gone).
 
-        A voluntary switch is a thread going to sleep (waiting on a socket, a timer, a lock),
-        so each one is also a wake-up; an involuntary one is a thread preempted while it could
-        run. A thread that ended takes its counts with it.
+        A voluntary switch is a thread going to sleep (waiting on a socket, a timer, a lock or
+        the GIL), so each one is also a wake-up; an involuntary one is a thread preempted while
+        it could run. Compare two readings with :func:`switches_between`.
         """
-        voluntary = involuntary = 0
         try:
             tasks = os.listdir(f"/proc/{self.pid}/task")
         except OSError:
             return None
+        switches: ThreadSwitches = {}
         for task in tasks:
             try:
                 status = Path(f"/proc/{self.pid}/task/{task}/status").read_text()
             except OSError:
                 continue  # the thread ended meanwhile
+            voluntary = involuntary = 0
             for line in status.splitlines():
                 if line.startswith("voluntary_ctxt_switches:"):
-                    voluntary += int(line.split()[1])
+                    voluntary = int(line.split()[1])
                 elif line.startswith("nonvoluntary_ctxt_switches:"):
-                    involuntary += int(line.split()[1])
-        return voluntary, involuntary
+                    involuntary = int(line.split()[1])
+            switches[int(task)] = (voluntary, involuntary)
+        return switches
 
     def rss_bytes(self) -> int:
         """Resident set size now."""
@@ -103,13 +129,15 @@ class CpuWindow:
     samplers: dict[str, ProcessSampler]
     _start_wall: float = 0.0
     _start_cpu: dict[str, float] | None = None
-    _start_switches: dict[str, tuple[int, int] | None] | None = None
+    _start_switches: dict[str, ThreadSwitches | None] | None = None
 
     def open(self) -> None:
         """Start the window."""
         self._start_wall = time.monotonic()
         self._start_cpu = {name: s.cpu_seconds() for name, s in self.samplers.items()}
-        self._start_switches = {n: s.context_switches() for n, s in self.samplers.items()}
+        self._start_switches = {
+            name: sampler.context_switches() for name, sampler in self.samplers.items()
+        }
 
     def close(self) -> dict[str, dict[str, float]]:
         """Per process: cores used on average over the window, RSS in MiB now, and (where
@@ -128,9 +156,9 @@ class CpuWindow:
             entry = {"cpu_cores": round(used / wall, 3), "rss_mib": round(rss / 2**20, 1)}
             before = self._start_switches.get(name)
             if switches is not None and before is not None:
-                # Clamped: a thread that ended took its counts with it.
-                entry["wakeups_per_s"] = round(max(0, switches[0] - before[0]) / wall, 1)
-                entry["preemptions_per_s"] = round(max(0, switches[1] - before[1]) / wall, 1)
+                voluntary, involuntary = switches_between(before, switches)
+                entry["wakeups_per_s"] = round(voluntary / wall, 1)
+                entry["preemptions_per_s"] = round(involuntary / wall, 1)
             result[name] = entry
         return result
 

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from omnirouter.bench.stats import wakeups_per_event
+
 __all__ = ["TARGETS", "chart", "markdown_table", "target_checks", "write_result"]
 
 # (name, the result's value path, comparison, target) — the issue's targets for a 2-core machine.
@@ -67,12 +69,11 @@ def _cpu(run: Any, name: str) -> str:
 
 
 def _wakeups(run: Any, name: str) -> str:
-    """Wake-ups per event delivered in a step, from the process's wake-ups a second."""
-    per_s = _get(run or {}, ("processes", name, "wakeups_per_s"))
-    delivered = (run or {}).get("delivered")
-    if per_s is None or not delivered:
-        return "—"
-    return _num(per_s / delivered, 1)
+    """Wake-ups per event delivered in a step (two decimals: a batch consumer's are a few
+    hundredths)."""
+    run = run or {}
+    per_event = wakeups_per_event(run.get("processes") or {}, run.get("delivered") or 0)
+    return _num(per_event.get(name), 2)
 
 
 def _catch_up(phase: Mapping[str, Any], name: str) -> str:
@@ -200,7 +201,7 @@ def markdown_table(result: Mapping[str, Any]) -> str:
         lines.append(
             "An event-loop wake-up cost this host "
             + " and ".join(f"{_num(us)} µs of CPU at {rate}" for rate, us in wakes.items())
-            + " (before the stack started; see bench.host)."
+            + " (in the bench's own process, before its phases; see bench.host)."
         )
     warm = result.get("warm_up") or {}
     windows = warm.get("windows", ())

@@ -97,7 +97,7 @@ async def run_bench(options: BenchOptions, progress: Callable[[str], None]) -> d
         "options": options.as_dict(),
     }
     try:
-        # Before the stack starts, so nothing else competes with it for the cores.
+        # First, so that nothing the bench starts (a devstack, children) competes with it.
         progress("measuring what an event-loop wake-up costs this host")
         wakes = result["machine"]["wake_cpu_us"] = await wake_costs()
         progress(
