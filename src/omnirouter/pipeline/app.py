@@ -139,6 +139,15 @@ LIGHT_FETCH = FetchSizing(min_bytes=1, max_wait_ms=FETCH_MAX_WAIT_MS)
 _monotonic = time.monotonic
 
 
+def _size_fetches(target: Any, sizing: FetchSizing) -> None:
+    """Set ``sizing`` where aiokafka reads it: on a consumer not yet started, or its fetcher.
+
+    Both keep the two values under the same private names.
+    """
+    target._fetch_min_bytes = sizing.min_bytes
+    target._fetch_max_wait_ms = sizing.max_wait_ms
+
+
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     # Set with the worker consumer; a client-only app (faust's start_client) has none, and its
     # fetches keep aiokafka's sizing.
@@ -150,11 +159,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         self._sizer = FetchSizer(LIGHT_FETCH, busy, busy_from)
         # Read once, in AIOKafkaConsumer.start(), to build its fetcher; faust offers no setting.
         # Later changes go to the fetcher itself (below).
-        sizing = self._sizer.current
-        consumer._fetch_min_bytes, consumer._fetch_max_wait_ms = (
-            sizing.min_bytes,
-            sizing.max_wait_ms,
-        )
+        _size_fetches(consumer, self._sizer.current)
         return consumer
 
     async def _fetch_records(
@@ -174,9 +179,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         resized = self._sizer.after_fetch(count, _monotonic())
         if resized is not None:
             # aiokafka's fetcher reads both for every fetch request it builds.
-            fetcher = consumer._fetcher
-            fetcher._fetch_min_bytes = resized.min_bytes
-            fetcher._fetch_max_wait_ms = resized.max_wait_ms
+            _size_fetches(consumer._fetcher, resized)
             log.debug(
                 "worker fetches resized",
                 min_bytes=resized.min_bytes,
