@@ -11,7 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
-from omnirouter.devstack.processes import start_tied
+from omnirouter.devstack.processes import end_with_parent_process, start_tied
 from support.waiting import eventually
 
 # The child blocks SIGTERM, so a parent-death signal stays pending where /proc shows it.
@@ -124,3 +124,58 @@ def test_a_forked_copy_of_the_process_can_start_tied_children() -> None:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
     assert ended == [0]
+
+
+# A multiprocessing child's target must be importable by the spawned interpreter.
+_SPAWNED_TARGET = """\
+import os, signal
+from omnirouter.devstack.processes import end_with_parent_process
+
+def main(pid_file):
+    end_with_parent_process()
+    with open(pid_file + ".tmp", "w") as out:
+        out.write(str(os.getpid()))
+    os.rename(pid_file + ".tmp", pid_file)
+    while True:
+        signal.pause()  # until a signal ends it
+"""
+
+_SPAWNING_PARENT = """\
+import multiprocessing, signal, sys
+sys.path.insert(0, sys.argv[1])
+import spawned_target
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context("spawn")
+    child = context.Process(target=spawned_target.main, args=(sys.argv[2],), daemon=True)
+    child.start()
+    while True:
+        signal.pause()  # until killed: atexit, which terminates daemon children, never runs
+"""
+
+
+def test_a_multiprocessing_child_ends_when_the_process_that_started_it_is_killed(
+    tmp_path: Path,
+) -> None:
+    # The bench's load generator is such a child: a bench stopped by a signal left it offering
+    # load to a broker that was gone.
+    (tmp_path / "spawned_target.py").write_text(_SPAWNED_TARGET)
+    (tmp_path / "parent.py").write_text(_SPAWNING_PARENT)
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen(
+        [sys.executable, str(tmp_path / "parent.py"), str(tmp_path), str(pid_file)]
+    )
+    try:
+        eventually(pid_file.exists, timeout_s=60, what="the spawned child to start")
+        child = int(pid_file.read_text())
+        assert not _gone(child)  # alive as long as its parent is
+    finally:
+        parent.kill()
+        parent.wait(timeout=30)
+    eventually(lambda: _gone(child), what="the orphaned multiprocessing child to end")
+
+
+def test_ending_with_the_parent_process_is_a_no_op_outside_a_multiprocessing_child() -> None:
+    before = {thread.name for thread in threading.enumerate()}
+    end_with_parent_process()
+    assert "parent-watch" not in {thread.name for thread in threading.enumerate()} - before

@@ -78,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigurationError, ServiceUnreachableError, StackError) as exc:
         print(f"omnirouter.bench: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Its processes and stack were stopped on the way out; nothing was written.
+        print("omnirouter.bench: interrupted, no result written", file=sys.stderr)
+        return 130
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     data, picture, _ = write_result(result, options.results_dir / f"bench-{stamp}")
     print()

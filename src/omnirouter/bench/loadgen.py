@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaError
 
 from omnirouter.bench.schedule import StepPlan, bench_event_id
 from omnirouter.bench.traffic import Template, build_traffic, partition_for
+from omnirouter.devstack.processes import end_with_parent_process
 
 __all__ = ["GeneratorHandle", "StepReport"]
 
@@ -67,6 +68,7 @@ class GeneratorHandle:
             daemon=True,
         )
         self.info: dict[str, Any] = {}
+        self._in_step = False
 
     @property
     def pid(self) -> int:
@@ -91,15 +93,26 @@ class GeneratorHandle:
 
     async def run(self, plan: StepPlan, *, topic: str, source: Source = "mix") -> StepReport:
         """Offer ``plan`` on ``topic``; returns after the last event was acknowledged."""
+        self._in_step = True
         self._conn.send(_Command(plan, topic, source))
         timeout = plan.ends_at - time.monotonic() + 120.0
         report: StepReport = await asyncio.to_thread(self._receive, timeout)
+        self._in_step = False  # only once its report came: a step that failed may still run
         return report
 
     def stop(self) -> None:
-        """Stop the process (it closes its producer first)."""
-        with contextlib.suppress(OSError, BrokenPipeError):
-            self._conn.send(None)
+        """Stop the process: between steps it closes its producer first; during one (a bench
+        interrupted, or a step that failed) it is terminated at once.
+
+        A step cannot be called off: the generator reads nothing until it has sent the whole
+        step, so a bench interrupted with Ctrl-C waited here (and on the thread waiting for the
+        step's report) until the step's end, up to a minute of load offered to nobody.
+        """
+        if self._in_step:
+            self._process.terminate()
+        else:
+            with contextlib.suppress(OSError, BrokenPipeError):
+                self._conn.send(None)
         self._process.join(timeout=30)
         if self._process.is_alive():
             self._process.terminate()
@@ -109,6 +122,7 @@ class GeneratorHandle:
 def _child_main(
     conn: Connection, bootstrap_servers: str, customers: int, partitions: int, nonce: int
 ) -> None:
+    end_with_parent_process()  # a bench stopped by a signal leaves no generator running
     try:
         asyncio.run(_serve(conn, bootstrap_servers, customers, partitions, nonce))
     except BaseException as exc:  # the parent must hear why, not wait for a timeout

@@ -8,8 +8,9 @@ pipeline worker or the raw baseline between them); :func:`gateway_phase` posts w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import redis
@@ -174,12 +175,12 @@ class KafkaPhase:
         track = self._meter.expect(plan)
         self._progress(f"{self.name} catch-up: a backlog of {count:,} events at {rate:,.0f}/s")
         # As in step(): the generator has its plan before t0 and starts on time.
-        sending = asyncio.create_task(self._generator.run(plan, topic=self._topic))
-        before = await self._counters()
-        await _sleep_until(plan.t0)
-        window = CpuWindow(self._samplers)
-        window.open()
-        report: StepReport = await sending
+        async with self._offering(plan) as sending:
+            before = await self._counters()
+            await _sleep_until(plan.t0)
+            window = CpuWindow(self._samplers)
+            window.open()
+            report: StepReport = await sending
         track.expected = report.acked
         await self._drain(timeout_s=max(120.0, count / 50), track=track)
         processes = window.close()
@@ -206,6 +207,16 @@ class KafkaPhase:
         )
         return entry
 
+    @contextlib.asynccontextmanager
+    async def _offering(self, plan: StepPlan) -> AsyncIterator[asyncio.Task[StepReport]]:
+        """The generator offering ``plan``, as a task that does not outlive the block: a step
+        interrupted (Ctrl-C) or failed leaves no task behind whose error nobody would read."""
+        sending = asyncio.create_task(self._generator.run(plan, topic=self._topic))
+        try:
+            yield sending
+        finally:
+            sending.cancel()
+
     async def step(self, label: str, rate: float, steady_s: float) -> dict[str, Any]:
         """Offer ``rate`` for a warm-up and a steady window; measure the steady window."""
         meter = self._meter
@@ -214,25 +225,25 @@ class KafkaPhase:
         self._progress(
             f"{self.name} {label}: offering {rate:,.0f}/s for {plan.warmup_s:g}+{plan.steady_s:g} s"
         )
-        sending = asyncio.create_task(self._generator.run(plan, topic=self._topic))
-        await _sleep_until(plan.steady_from)
-        window = CpuWindow(self._samplers)
-        window.open()
-        before = await self._counters()
-        received_before = track.received
-        samples: list[tuple[float, int]] = []
-        while (now := time.monotonic()) < plan.ends_at:
-            meter.check()
-            if sending.done():
-                sending.result()  # a failed generator raises here rather than looking like lag
+        async with self._offering(plan) as sending:
+            await _sleep_until(plan.steady_from)
+            window = CpuWindow(self._samplers)
+            window.open()
+            before = await self._counters()
+            received_before = track.received
+            samples: list[tuple[float, int]] = []
+            while (now := time.monotonic()) < plan.ends_at:
+                meter.check()
+                if sending.done():
+                    sending.result()  # a failed generator raises here rather than looking like lag
+                samples.append((now, track.backlog(now)))
+                await asyncio.sleep(min(_SAMPLE_EVERY_S, plan.ends_at - now))
+            now = time.monotonic()
             samples.append((now, track.backlog(now)))
-            await asyncio.sleep(min(_SAMPLE_EVERY_S, plan.ends_at - now))
-        now = time.monotonic()
-        samples.append((now, track.backlog(now)))
-        delivered = (track.received - received_before) / max(1e-9, now - plan.steady_from)
-        processes = window.close()
-        after = await self._counters()
-        report: StepReport = await sending
+            delivered = (track.received - received_before) / max(1e-9, now - plan.steady_from)
+            processes = window.close()
+            after = await self._counters()
+            report: StepReport = await sending
         track.expected = report.acked
         drained = await self._drain(timeout_s=max(60.0, 4 * (plan.warmup_s + steady_s)))
         verdict = backlog_verdict(samples, rate)

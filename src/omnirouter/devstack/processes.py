@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import ctypes
+import multiprocessing
 import os
 import queue
 import signal
@@ -97,6 +98,28 @@ def start_tied(
         )
 
     return _FORKER.run(popen) if tied else popen()
+
+
+def end_with_parent_process() -> None:
+    """In a child started by ``multiprocessing``: SIGTERM this process as soon as the process
+    that started it has ended, however it ended.
+
+    A ``daemon=True`` child is terminated by its parent's ``atexit``, which a parent stopped by
+    SIGTERM or SIGKILL never runs: the bench's load generator then went on retrying a broker
+    that was gone, writing into the bench's log. The parent's sentinel (a pipe multiprocessing
+    gives the child) becomes readable when the parent ends, whichever of its threads started the
+    child, so a watching thread needs neither the kernel's parent-death signal, which follows
+    the forking thread, nor polling. Does nothing in a process multiprocessing did not start.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()  # waits on the sentinel
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def spawn(
