@@ -23,13 +23,18 @@ _BLOCKS_SIGTERM = (
 )
 
 
+def _signal_mask(pid: int, *fields: str) -> int:
+    """The signals in /proc/<pid>/status's ``fields`` (bit n-1 for signal n), combined."""
+    mask = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(tuple(f"{field}:" for field in fields)):
+            mask |= int(line.split()[1], 16)
+    return mask
+
+
 def _pending_signals(pid: int) -> int:
     """Signals sent to ``pid`` and not delivered yet (process-wide and thread-directed)."""
-    pending = 0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(("ShdPnd:", "SigPnd:")):
-            pending |= int(line.split()[1], 16)
-    return pending
+    return _signal_mask(pid, "ShdPnd", "SigPnd")
 
 
 def test_a_child_started_from_a_thread_that_ends_is_not_sent_sigterm(tmp_path: Path) -> None:
@@ -179,3 +184,27 @@ def test_ending_with_the_parent_process_is_a_no_op_outside_a_multiprocessing_chi
     before = {thread.name for thread in threading.enumerate()}
     end_with_parent_process()
     assert "parent-watch" not in {thread.name for thread in threading.enumerate()} - before
+
+
+def test_a_child_that_leaves_interrupts_to_its_parent_ignores_a_ctrl_c(tmp_path: Path) -> None:
+    # Ctrl-C reaches the whole process group; the bench's children are stopped by the bench.
+    ready = tmp_path / "ready"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, sys\n"
+            "from omnirouter.devstack.processes import leave_interrupts_to_parent\n"
+            "leave_interrupts_to_parent()\n"
+            "open(sys.argv[1], 'w').close()\n"
+            "signal.pause()  # until killed\n",
+            str(ready),
+        ]
+    )
+    try:
+        eventually(ready.exists, what="the child to be ready")
+        # Ignored as the kernel holds it: an interrupt never reaches the child.
+        assert _signal_mask(child.pid, "SigIgn") & (1 << (signal.SIGINT - 1))
+    finally:
+        child.kill()
+        child.wait(timeout=30)

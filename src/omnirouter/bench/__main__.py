@@ -79,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"omnirouter.bench: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        # Its processes and stack were stopped on the way out; nothing was written.
+        # Its processes and stack were stopped on the way out (a second Ctrl-C cuts that short;
+        # they then end with this process); nothing was written.
         print("omnirouter.bench: interrupted, no result written", file=sys.stderr)
         return 130
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

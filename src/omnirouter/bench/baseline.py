@@ -24,6 +24,8 @@ from typing import Any, Literal, get_args
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from omnirouter.devstack.processes import leave_interrupts_to_parent
+
 __all__ = ["BASELINE_HOPS", "FAUST_HOPS", "FRAMEWORKS", "Framework", "PassThrough"]
 
 BASELINE_HOPS = ("bench.baseline.in", "bench.baseline.mid", "bench.baseline.out")
@@ -106,6 +108,7 @@ def _child_main(
     ready: Any,
     stop: Any,
 ) -> None:
+    leave_interrupts_to_parent()  # an interrupted bench stops it (stop())
     run = _faust_pass_through if framework == "faust" else _pass_through
     asyncio.run(run(bootstrap_servers, topics, batch_max, ready, stop))
 

@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 
 from omnirouter.bench.schedule import StepPlan, bench_event_id
 from omnirouter.bench.traffic import Template, build_traffic, partition_for
-from omnirouter.devstack.processes import end_with_parent_process
+from omnirouter.devstack.processes import end_with_parent_process, leave_interrupts_to_parent
 
 __all__ = ["GeneratorHandle", "StepReport"]
 
@@ -105,7 +105,7 @@ class GeneratorHandle:
         interrupted, or a step that failed) it is terminated at once.
 
         A step cannot be called off: the generator reads nothing until it has sent the whole
-        step, so a bench interrupted with Ctrl-C waited here (and on the thread waiting for the
+        step, so asking it to stop mid-step waited here (and on the thread waiting for the
         step's report) until the step's end, up to a minute of load offered to nobody.
         """
         if self._in_step:
@@ -123,6 +123,7 @@ def _child_main(
     conn: Connection, bootstrap_servers: str, customers: int, partitions: int, nonce: int
 ) -> None:
     end_with_parent_process()  # a bench stopped by a signal leaves no generator running
+    leave_interrupts_to_parent()  # an interrupted bench stops it (stop())
     try:
         asyncio.run(_serve(conn, bootstrap_servers, customers, partitions, nonce))
     except BaseException as exc:  # the parent must hear why, not wait for a timeout

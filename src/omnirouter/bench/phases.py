@@ -210,7 +210,7 @@ class KafkaPhase:
     @contextlib.asynccontextmanager
     async def _offering(self, plan: StepPlan) -> AsyncIterator[asyncio.Task[StepReport]]:
         """The generator offering ``plan``, as a task that does not outlive the block: a step
-        interrupted (Ctrl-C) or failed leaves no task behind whose error nobody would read."""
+        interrupted (Ctrl-C) or failed leaves no task running behind it."""
         sending = asyncio.create_task(self._generator.run(plan, topic=self._topic))
         try:
             yield sending

@@ -122,6 +122,16 @@ def end_with_parent_process() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def leave_interrupts_to_parent() -> None:
+    """In a child its parent stops when interrupted: ignore SIGINT.
+
+    Ctrl-C in a terminal reaches the whole foreground process group, so each of the bench's
+    multiprocessing children printed a KeyboardInterrupt traceback of its own while the bench
+    was stopping them anyway.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def spawn(
     argv: Sequence[str],
     *,
