@@ -109,7 +109,8 @@ def _phase_with_an_endless_step(started: asyncio.Event) -> Any:
     return SimpleNamespace(_generator=SimpleNamespace(run=run), _topic="in")
 
 
-async def test_an_interrupted_step_leaves_no_offering_task_behind() -> None:
+@pytest.mark.parametrize("ending", ["interrupted", "failed"])
+async def test_a_step_that_ends_early_leaves_no_offering_task_behind(ending: str) -> None:
     started = asyncio.Event()
     phase = _phase_with_an_endless_step(started)
     tasks: list[asyncio.Task[StepReport]] = []
@@ -117,33 +118,18 @@ async def test_an_interrupted_step_leaves_no_offering_task_behind() -> None:
     async def step() -> None:
         async with KafkaPhase._offering(phase, _plan()) as sending:
             tasks.append(sending)
+            await started.wait()
+            if ending == "failed":
+                raise RuntimeError("the output meter failed")
             await asyncio.Event().wait()  # sampling its window, as step() does meanwhile
 
-    # Ctrl-C: asyncio.run cancels its main task, here the step.
     stepping = asyncio.create_task(step())
     await started.wait()
-    stepping.cancel()
-    with pytest.raises(asyncio.CancelledError):
+    if ending == "interrupted":
+        stepping.cancel()  # Ctrl-C: asyncio.run cancels its main task, here the step
+    with pytest.raises(asyncio.CancelledError if ending == "interrupted" else RuntimeError):
         await stepping
     assert tasks[0].cancelling()  # called off on the way out (else it would run on for good)
-    with pytest.raises(asyncio.CancelledError):
-        await tasks[0]
-
-
-async def test_a_step_that_fails_leaves_no_offering_task_behind() -> None:
-    started = asyncio.Event()
-    phase = _phase_with_an_endless_step(started)
-    tasks: list[asyncio.Task[StepReport]] = []
-
-    async def failing_step() -> None:
-        async with KafkaPhase._offering(phase, _plan()) as sending:
-            tasks.append(sending)
-            await started.wait()
-            raise RuntimeError("the output meter failed")
-
-    with pytest.raises(RuntimeError):
-        await failing_step()
-    assert tasks[0].cancelling()
     with pytest.raises(asyncio.CancelledError):
         await tasks[0]
 
