@@ -170,13 +170,7 @@ class RateSearch:
 
 def cpu_per_event(processes: dict[str, dict[str, float]], events_per_s: float) -> dict[str, float]:
     """Each process's CPU in ms per event, from its cores while ``events_per_s`` came out."""
-    if events_per_s <= 0:
-        return {}
-    return {
-        name: round(1000.0 * usage["cpu_cores"] / events_per_s, 4)
-        for name, usage in processes.items()
-        if usage.get("cpu_cores") is not None
-    }
+    return _per_event(processes, "cpu_cores", events_per_s, scale=1000.0, digits=4)
 
 
 def wakeups_per_event(
@@ -185,12 +179,25 @@ def wakeups_per_event(
     """Each process's wake-ups (its threads' voluntary context switches) per event, from its
     wake-ups a second while ``events_per_s`` came out. On a host where waking costs a process
     much CPU, this is what makes an event dearer at low load than in a batch."""
+    return _per_event(processes, "wakeups_per_s", events_per_s, scale=1.0, digits=2)
+
+
+def _per_event(
+    processes: dict[str, dict[str, float]],
+    per_second: str,
+    events_per_s: float,
+    *,
+    scale: float,
+    digits: int,
+) -> dict[str, float]:
+    """Each process's ``per_second`` figure per event (times ``scale``), for those that have
+    it; nothing when no event came out."""
     if events_per_s <= 0:
         return {}
     return {
-        name: round(usage["wakeups_per_s"] / events_per_s, 2)
+        name: round(scale * usage[per_second] / events_per_s, digits)
         for name, usage in processes.items()
-        if usage.get("wakeups_per_s") is not None
+        if usage.get(per_second) is not None
     }
 
 
