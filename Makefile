@@ -7,6 +7,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The suite in two processes: one alone leaves a core idle half the time (tests that wait on
+# the broker, consumer groups or a browser). Each process starts its own Kafka and Redis;
+# the cluster and fault packages each stay in one process (tests/conftest.py).
+TEST_PROCESSES ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help run test test-faults lint format schemas system-deps browser-deps ops-deps broker devstack-up devstack-down bench clean
@@ -37,7 +41,7 @@ ops-deps: ## install Debian's prometheus package, for promtool (apt-get, as root
 	@deploy/local/install-system-deps.sh prometheus
 
 test: broker browser-deps ops-deps ## run the whole test suite on the real Kafka broker and redis-server
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadgroup $(PYTEST_ARGS)
 
 test-faults: broker ## the fault-injection suite at full size (SIGKILL, broker and Redis restarts)
 	OMNIROUTER_TEST_FAULTS=full $(BIN)/pytest tests/faults -m faults $(PYTEST_ARGS)

@@ -7,10 +7,12 @@ import shutil
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
+from faults.report import FAULT_TABLE, SCALE_TABLE
 from omnirouter.connections import TopicRequest, ensure_topics
 from omnirouter.devstack import StackAddresses
 from support.stack import provision, sync_redis
@@ -28,6 +30,28 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackAddresses]:
         yield addresses
     finally:
         running.__exit__(None, None, None)
+
+
+# Packages whose tests share a stack of their own (package-scoped fixtures that stop and restart
+# servers). `make test` runs the suite in two pytest-xdist processes with --dist loadgroup: each
+# package stays in one process, so its stack starts once, not once in each process.
+OWN_STACK_PACKAGES = ("cluster", "faults")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep each package with a stack of its own in one xdist process (no-op without xdist)."""
+    for item in items:
+        package = item.path.parent.name
+        if package in OWN_STACK_PACKAGES:
+            item.add_marker(pytest.mark.xdist_group(package))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The fault and cluster scale scenarios' tables (tests/faults/report.py). Printed here,
+    in the process that received every test's report, whichever process ran the scenario."""
+    for table in (FAULT_TABLE, SCALE_TABLE):
+        table.print(terminalreporter, config.rootpath)
 
 
 _FAILED = pytest.StashKey[bool]()

@@ -5,25 +5,20 @@ the run, like the fault scenarios'."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cluster.harness import cluster_topics
 from faults.harness import FaultRun
 from faults.probes import TopicProbe
-from faults.report import FaultReport, print_reports  # one table for fault and scale runs
+from faults.report import SCALE_TABLE, FaultReport  # one table for fault and scale runs
 from omnirouter.devstack import DevStack
 from omnirouter.devstack.kafka_cluster import KafkaCluster
 from omnirouter.devstack.stack import stray_broker_pids
 from omnirouter.security import redis_sync_client
 from omnirouter.settings import DevstackSettings, RedisSettings
-
-_REPORTS = pytest.StashKey[list[FaultReport]]()
-ARTIFACT = Path("test-artifacts") / "cluster.json"
 
 
 @pytest.fixture(scope="package")
@@ -90,20 +85,6 @@ def cluster_run(
 
 @pytest.fixture
 def record_scale_report(request: pytest.FixtureRequest) -> Callable[[FaultReport], None]:
-    """Add a scenario's figures to the end-of-run table (call it before asserting)."""
-    return request.config.stash.setdefault(_REPORTS, []).append
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """The per-scenario table, also written to test-artifacts/cluster.json."""
-    reports = config.stash.get(_REPORTS, [])
-    if not reports:
-        return
-    print_reports(
-        terminalreporter,
-        config.rootpath,
-        reports,
-        title="cluster scale",
-        artifact=ARTIFACT,
-        extra_lines=[f"{r.scenario}: {json.dumps(r.details)}" for r in reports],
-    )
+    """Add a scenario's figures to the end-of-run table (call it before asserting); the table
+    is printed by tests/conftest.py."""
+    return SCALE_TABLE.recorder(request.node)

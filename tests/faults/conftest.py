@@ -5,17 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from faults.harness import FaultRun
-from faults.report import FaultReport, print_reports
+from faults.report import FAULT_TABLE, FaultReport
 from omnirouter.devstack import DevStack, StackAddresses
 from omnirouter.settings import DevstackSettings
-
-_REPORTS = pytest.StashKey[list[FaultReport]]()
-ARTIFACT = Path("test-artifacts") / "faults.json"
 
 
 @pytest.fixture(scope="package")
@@ -62,22 +58,6 @@ def fault_run(
 
 @pytest.fixture
 def record_fault_report(request: pytest.FixtureRequest) -> Callable[[FaultReport], None]:
-    """Add a scenario's figures to the end-of-run table (call it before asserting)."""
-    reports = request.config.stash.setdefault(_REPORTS, [])
-    return reports.append
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """The per-scenario table, also written to test-artifacts/faults.json."""
-    reports = config.stash.get(_REPORTS, [])
-    if not reports:
-        return
-    seeds = ", ".join(f"{r.scenario}={r.seed}" for r in reports)
-    print_reports(
-        terminalreporter,
-        config.rootpath,
-        reports,
-        title="fault injection",
-        artifact=ARTIFACT,
-        extra_lines=[f"seeds: {seeds} (replay with OMNIROUTER_TEST_FAULTS_SEED=<seed>)"],
-    )
+    """Add a scenario's figures to the end-of-run table (call it before asserting); the table
+    is printed by tests/conftest.py."""
+    return FAULT_TABLE.recorder(request.node)

@@ -1,9 +1,13 @@
-"""What a fault scenario reports: one row of the end-of-run table."""
+"""What a fault scenario reports: one row of the end-of-run table.
+
+A scenario records its report on its test item (``user_properties``), so the report reaches the
+process that prints the tables at the end of the run: pytest's own, or pytest-xdist's
+controller when the suite runs in several processes (`make test`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,3 +120,65 @@ def print_reports(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([asdict(r) for r in reports], indent=2) + "\n")
     terminalreporter.line(f"written to {artifact}")
+
+
+@dataclass(frozen=True)
+class ScenarioTable:
+    """One end-of-run table: the scenarios that recorded a report under ``key``."""
+
+    key: str
+    title: str
+    artifact: Path
+    extra_lines: Callable[[Sequence[FaultReport]], list[str]]
+
+    def recorder(self, item: Any) -> Callable[[FaultReport], None]:
+        """Records a report on the test ``item`` (call it before asserting)."""
+
+        def record(report: FaultReport) -> None:
+            item.user_properties.append((self.key, asdict(report)))
+
+        return record
+
+    def reports(self, terminalreporter: Any) -> list[FaultReport]:
+        """The reports recorded during the run, from the tests' reports of their call phase
+        (failed or passed), in the order they arrived."""
+        found = []
+        for reports in terminalreporter.stats.values():
+            for report in reports:
+                if getattr(report, "when", None) != "call":
+                    continue
+                for key, value in getattr(report, "user_properties", ()):
+                    if key == self.key:
+                        found.append(FaultReport(**value))
+        return found
+
+    def print(self, terminalreporter: Any, rootpath: Path) -> None:
+        """The table, when any scenario recorded a report for it."""
+        reports = self.reports(terminalreporter)
+        if reports:
+            print_reports(
+                terminalreporter,
+                rootpath,
+                reports,
+                title=self.title,
+                artifact=self.artifact,
+                extra_lines=self.extra_lines(reports),
+            )
+
+
+FAULT_TABLE = ScenarioTable(
+    key="fault report",
+    title="fault injection",
+    artifact=Path("test-artifacts") / "faults.json",
+    extra_lines=lambda reports: [
+        "seeds: "
+        + ", ".join(f"{r.scenario}={r.seed}" for r in reports)
+        + " (replay with OMNIROUTER_TEST_FAULTS_SEED=<seed>)"
+    ],
+)
+SCALE_TABLE = ScenarioTable(
+    key="scale report",
+    title="cluster scale",
+    artifact=Path("test-artifacts") / "cluster.json",
+    extra_lines=lambda reports: [f"{r.scenario}: {json.dumps(r.details)}" for r in reports],
+)
