@@ -140,8 +140,8 @@ class ScenarioTable:
         return record
 
     def reports(self, terminalreporter: Any) -> list[FaultReport]:
-        """The reports recorded during the run, from the tests' reports of their call phase
-        (failed or passed), in the order they arrived."""
+        """The reports recorded during the run, from the tests' reports of their call phase:
+        those of passed scenarios first, then failed ones (pytest keeps reports by outcome)."""
         found = []
         for reports in terminalreporter.stats.values():
             for report in reports:
