@@ -15,6 +15,7 @@ import redis
 from faults.report import FAULT_TABLE, SCALE_TABLE
 from omnirouter.connections import TopicRequest, ensure_topics
 from omnirouter.devstack import StackAddresses
+from support import xdist_grouping
 from support.stack import provision, sync_redis
 
 
@@ -32,28 +33,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackAddresses]:
         running.__exit__(None, None, None)
 
 
-# Packages whose tests run stacks of their own (package-scoped fixtures that start a 3-node
-# Kafka and a Redis Cluster, or stop and restart servers). `make test` runs the suite in two
-# pytest-xdist processes (--dist loadgroup); these packages run one after the other in one
-# process, so each package's stack starts once and none of them shares the two cores with
-# another's fixed deadlines, while the other process runs the rest.
-OWN_STACK_PACKAGES = ("tests/cluster/", "tests/faults/")
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """With --dist loadgroup, one work unit for the packages with stacks of their own and one
-    per test otherwise. (xdist's own loadgroup reads an ``xdist_group`` mark from a suffix it
-    writes into the node id, which pytest 9.2 no longer takes: grouping is done here instead.)"""
+    """With --dist loadgroup (`make test`), the packages with stacks of their own in one process
+    (support/xdist_grouping.py)."""
     if config.getvalue("dist") != "loadgroup":
         return None
-    from xdist.scheduler import LoadScopeScheduling
-
-    class OwnStacksTogether(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return "own stacks" if nodeid.startswith(OWN_STACK_PACKAGES) else nodeid
-
-    return OwnStacksTogether(config, log)
+    return xdist_grouping.scheduler(config, log)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
