@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # The suite in two processes: one alone leaves a core idle half the time (tests that wait on
 # the broker, consumer groups or a browser). Each process starts its own Kafka and Redis;
-# the cluster and fault packages each stay in one process (tests/conftest.py).
+# the cluster and fault packages, which start stacks of their own, run together in one process
+# (tests/support/xdist_grouping.py).
 TEST_PROCESSES ?= 2
 
 .DEFAULT_GOAL := help

@@ -15,8 +15,8 @@ import redis
 from faults.report import FAULT_TABLE, SCALE_TABLE
 from omnirouter.connections import TopicRequest, ensure_topics
 from omnirouter.devstack import StackAddresses
-from support import xdist_grouping
 from support.stack import provision, sync_redis
+from support.xdist_grouping import pytest_xdist_make_scheduler  # noqa: F401 - a hook
 
 
 @pytest.fixture(scope="session")
@@ -33,20 +33,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackAddresses]:
         running.__exit__(None, None, None)
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """With --dist loadgroup (`make test`), the packages with stacks of their own in one process
-    (support/xdist_grouping.py)."""
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    return xdist_grouping.scheduler(config, log)
-
-
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """The fault and cluster scale scenarios' tables (tests/faults/report.py). Printed here,
-    in the process that received every test's report, whichever process ran the scenario."""
+    """The fault and cluster scale scenarios' tables (tests/faults/report.py). Printed by the
+    process that received every test's report: pytest's own, or xdist's controller (an xdist
+    worker, which saw only its own scenarios, would write a partial artifact)."""
+    if hasattr(config, "workerinput"):
+        return
     for table in (FAULT_TABLE, SCALE_TABLE):
-        table.print(terminalreporter, config.rootpath)
+        table.show(terminalreporter, config.rootpath)
 
 
 _FAILED = pytest.StashKey[bool]()

@@ -87,7 +87,7 @@ def _row(values: tuple[object, ...]) -> str:
     return " | ".join(cells)
 
 
-def print_reports(
+def _print_table(
     terminalreporter: Any,
     rootpath: Path,
     reports: Sequence[FaultReport],
@@ -140,23 +140,27 @@ class ScenarioTable:
         return record
 
     def reports(self, terminalreporter: Any) -> list[FaultReport]:
-        """The reports recorded during the run, from the tests' reports of their call phase:
-        those of passed scenarios first, then failed ones (pytest keeps reports by outcome)."""
-        found = []
-        for reports in terminalreporter.stats.values():
-            for report in reports:
-                if getattr(report, "when", None) != "call":
-                    continue
-                for key, value in getattr(report, "user_properties", ()):
-                    if key == self.key:
-                        found.append(FaultReport(**value))
-        return found
+        """The reports recorded during the run, from the tests' reports of their call phase
+        (passed or failed), in the order the scenarios ran (pytest keeps reports by outcome)."""
+        calls = [
+            report
+            for reports in terminalreporter.stats.values()
+            for report in reports
+            if getattr(report, "when", None) == "call"
+        ]
+        calls.sort(key=lambda report: getattr(report, "start", 0.0))
+        return [
+            FaultReport(**value)
+            for report in calls
+            for key, value in getattr(report, "user_properties", ())
+            if key == self.key
+        ]
 
-    def print(self, terminalreporter: Any, rootpath: Path) -> None:
+    def show(self, terminalreporter: Any, rootpath: Path) -> None:
         """The table, when any scenario recorded a report for it."""
         reports = self.reports(terminalreporter)
         if reports:
-            print_reports(
+            _print_table(
                 terminalreporter,
                 rootpath,
                 reports,

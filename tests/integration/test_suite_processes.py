@@ -9,56 +9,47 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parents[1]
 
 
+PACKAGES = ("cluster", "faults", "unit")
+MODULES = 3
+TESTS_PER_MODULE = 4
+
+
+@pytest.mark.parametrize("dist", [["--dist", "loadgroup"], []], ids=["make-test", "plain-n-2"])
 def test_two_processes_run_the_own_stack_packages_in_one_and_the_rest_beside_them(
-    tmp_path: Path,
+    tmp_path: Path, dist: list[str]
 ) -> None:
-    """A real `pytest -n 2 --dist loadgroup` with the suite's scheduler, on a tree of the same
-    shape: it fails if xdist stops calling the scheduler or grouping by its work units."""
+    """A real `pytest -n 2` (as `make test` runs it, and without --dist) with the suite's own
+    hook, on a tree of the same shape: it fails if xdist stops calling the scheduler or
+    grouping by its work units."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")  # the tree is its own rootdir
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "conftest.py").write_text(
-        "import pytest\n"
-        "from support import xdist_grouping\n\n"
-        "@pytest.hookimpl(optionalhook=True)\n"
-        "def pytest_xdist_make_scheduler(config, log):\n"
-        "    return xdist_grouping.scheduler(config, log)\n"
+        "from support.xdist_grouping import pytest_xdist_make_scheduler  # noqa: F401\n"
     )
-    for package in ("cluster", "faults", "unit"):
+    for package in PACKAGES:
         folder = tmp_path / "tests" / package
         folder.mkdir()
-        for module in range(3):
-            tests = "".join(f"def test_{n}():\n    pass\n\n" for n in range(4))
+        for module in range(MODULES):
+            tests = "".join(f"def test_{n}():\n    pass\n\n" for n in range(TESTS_PER_MODULE))
             (folder / f"test_{package}_{module}.py").write_text(tests)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-    }
+    path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-n",
-            "2",
-            "--dist",
-            "loadgroup",
-            "-v",
-            "-p",
-            "no:cacheprovider",
-            "tests",
-        ],
+        [sys.executable, "-m", "pytest", "-n", "2", *dist, "-v", "-p", "no:cacheprovider"],
         cwd=tmp_path,
-        env=env,
+        env={**os.environ, "PYTHONPATH": path},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    ran = re.findall(r"\[(gw\d)\] .*?PASSED (tests/\w+)/", run.stdout)
-    assert len(ran) == 36, run.stdout[-3000:]
-    own_stacks = {process for process, path in ran if path in ("tests/cluster", "tests/faults")}
+    ran = re.findall(r"\[(gw\d)\] .*?PASSED tests/(\w+)/", run.stdout)
+    assert len(ran) == len(PACKAGES) * MODULES * TESTS_PER_MODULE, run.stdout[-3000:]
+    own_stacks = {process for process, package in ran if package in ("cluster", "faults")}
     assert len(own_stacks) == 1, ran
-    assert {process for process, path in ran if path == "tests/unit"} - own_stacks, ran
+    assert {process for process, package in ran if package == "unit"} - own_stacks, ran

@@ -21,8 +21,8 @@ def test_cluster_and_fault_tests_are_one_work_unit_and_every_other_test_its_own(
         assert work_unit(nodeid) == nodeid
 
 
-def _report(when: str, *properties: tuple[str, Any]) -> SimpleNamespace:
-    return SimpleNamespace(when=when, user_properties=list(properties))
+def _report(when: str, start: float, *properties: tuple[str, Any]) -> SimpleNamespace:
+    return SimpleNamespace(when=when, start=start, user_properties=list(properties))
 
 
 def _row(scenario: str, lost: int = 0) -> dict[str, Any]:
@@ -40,23 +40,28 @@ def _row(scenario: str, lost: int = 0) -> dict[str, Any]:
     }
 
 
-def test_a_table_takes_the_rows_of_passed_and_failed_scenarios_and_only_its_own() -> None:
+def test_a_table_takes_the_rows_of_passed_and_failed_scenarios_in_the_order_they_ran() -> None:
     """Rows travel on the tests' call reports (user_properties), which xdist sends to the
-    process that prints the tables; a failed scenario's row is the one that matters most."""
+    process that prints the tables; a failed scenario's row is the one that matters most, and
+    pytest keeps reports by outcome, not by when they ran."""
     item = SimpleNamespace(user_properties=[])
     FAULT_TABLE.recorder(item)(FaultReport(**_row("broker restart", lost=2)))
     reporter = SimpleNamespace(
         stats={
+            "failed": [_report("call", 1.0, *item.user_properties)],
             "passed": [
-                _report("setup"),
-                _report("call", (FAULT_TABLE.key, _row("worker SIGKILL"))),
-                _report("call", (SCALE_TABLE.key, _row("two then three workers"))),
-                _report("call", ("other", "x")),
+                _report("setup", 0.5),
+                _report("call", 2.0, (FAULT_TABLE.key, _row("worker SIGKILL"))),
+                _report("call", 3.0, (SCALE_TABLE.key, _row("two then three workers"))),
+                _report("call", 0.1, ("other", "x"), (FAULT_TABLE.key, _row("hung broker"))),
             ],
-            "failed": [_report("call", *item.user_properties)],
-            "": [_report("teardown", (FAULT_TABLE.key, _row("never a call")))],
+            "": [_report("teardown", 4.0, (FAULT_TABLE.key, _row("never a call")))],
         }
     )
     faults = FAULT_TABLE.reports(reporter)
-    assert [(r.scenario, r.lost) for r in faults] == [("worker SIGKILL", 0), ("broker restart", 2)]
+    assert [(r.scenario, r.lost) for r in faults] == [
+        ("hung broker", 0),
+        ("broker restart", 2),
+        ("worker SIGKILL", 0),
+    ]
     assert [r.scenario for r in SCALE_TABLE.reports(reporter)] == ["two then three workers"]
