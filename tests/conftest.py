@@ -15,7 +15,7 @@ import redis
 from faults.report import FAULT_TABLE, SCALE_TABLE
 from omnirouter.connections import TopicRequest, ensure_topics
 from omnirouter.devstack import StackAddresses
-from support.stack import provision, sync_redis
+from support.stack import provision, sync_redis, wait_for_group_coordinator
 from support.xdist_grouping import pytest_xdist_make_scheduler  # noqa: F401 - a hook
 
 
@@ -27,6 +27,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackAddresses]:
         addresses = running.__enter__()
     except Exception as exc:
         pytest.fail(f"the real Kafka/Redis stack ({source}) did not start: {exc}", pytrace=False)
+    try:
+        wait_for_group_coordinator(addresses.kafka_bootstrap_servers)
+    except BaseException:
+        running.__exit__(None, None, None)
+        raise
     try:
         yield addresses
     finally:

@@ -121,3 +121,34 @@ def provision(state_dir: Path) -> tuple[str, contextlib.AbstractContextManager[S
     if docker_engine_answers():
         return "testcontainers", _from_testcontainers()
     return "devstack", _from_devstack(state_dir)
+
+
+READINESS_GROUP = "omnirouter-tests-coordinator-ready"
+
+
+def wait_for_group_coordinator(bootstrap_servers: str, *, timeout_s: float = 60) -> None:
+    """Until the broker answers FindCoordinator for a consumer group.
+
+    A new broker creates ``__consumer_offsets`` on the first such request and answers
+    COORDINATOR_NOT_AVAILABLE until it has. Whichever test first touches a group would meet
+    that; with two test processes, each starting its own broker, a test that commits offsets
+    through the admin client came first in one of them.
+    """
+    from kafka import KafkaAdminClient
+    from kafka.errors import CoordinatorNotAvailableError, NodeNotReadyError
+
+    from support.waiting import eventually
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=READINESS_GROUP)
+
+    def answers() -> bool:
+        try:
+            admin.describe_groups([READINESS_GROUP])
+        except (CoordinatorNotAvailableError, NodeNotReadyError):
+            return False
+        return True
+
+    try:
+        eventually(answers, timeout_s=timeout_s, what="the broker's group coordinator")
+    finally:
+        admin.close()

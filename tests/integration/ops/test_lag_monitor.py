@@ -358,6 +358,11 @@ def test_a_live_member_before_its_first_commit_is_judged_by_the_rules_not_alarme
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        # A broker that has not yet applied the new topic answers the consumer's first metadata
+        # request without it, and the group then assigns nothing ("No partition metadata").
+        # kafka-python asks again only after metadata_max_age_ms (5 minutes by default); a
+        # busy host (two test processes) made that happen in CI.
+        metadata_max_age_ms=500,
     )
     producer = create_producer(stack.kafka_bootstrap_servers, client_id="lag-test")
     try:
