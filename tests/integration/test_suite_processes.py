@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
-
-
 PACKAGES = ("cluster", "faults", "unit")
 MODULES = 3
 TESTS_PER_MODULE = 4
