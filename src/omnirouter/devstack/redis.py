@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import socket
-import time
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from omnirouter.devstack.network import free_port
-from omnirouter.devstack.processes import is_running, spawn, stop_process
+from omnirouter.devstack.processes import is_running, spawn, stop_process, wait_until
 from omnirouter.devstack.requirements import require_tool
 from omnirouter.errors import StackError
 
 _PROCESS_NAME = "redis-server"
+_PORT_TAKEN = "Address already in use"
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,42 @@ def answers_ping(port: int, *, timeout_s: float = 0.5) -> bool:
         return False
 
 
+def serves_as(port: int, pid: int, *, timeout_s: float = 0.5) -> bool:
+    """True when the Redis server answering PING on 127.0.0.1:port is process ``pid``.
+
+    ``free_port`` lets the port go before the server binds it, so another process (a second
+    test process starting its own stack) may take it first. Our server then fails to bind and
+    exits, but until it does, PING alone is answered by the other one: this tells them apart
+    (``INFO server`` names the answering process).
+    """
+    if not answers_ping(port, timeout_s=timeout_s):
+        return False
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+            sock.sendall(b"INFO server\r\n")
+            reply = b""
+            while b"process_id:" not in reply or not reply.endswith(b"\r\n\r\n"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+    except OSError:
+        return False
+    return f"\r\nprocess_id:{pid}\r\n".encode() in reply
+
+
+def wait_until_serving(process: subprocess.Popen[bytes], port: int, timeout_s: float) -> bool:
+    """Wait until ``process`` (a redis-server) serves on ``port``; False if it exits first or
+    ``timeout_s`` passes, or another server holds the port (ours then cannot bind it)."""
+    # A server still loading its AOF answers -LOADING, not +PONG: not ready yet.
+    wait_until(
+        lambda: process.poll() is not None or serves_as(port, process.pid),
+        timeout_s=timeout_s,
+        interval_s=0.05,
+    )
+    return process.poll() is None and serves_as(port, process.pid)
+
+
 def start_redis(
     base_config: Path,
     data_dir: Path,
@@ -73,7 +110,7 @@ def start_redis(
         redis, last_error = _launch(config, port, data_dir, timeout_s, tie_to_parent)
         if redis is not None:
             return redis
-        if "Address already in use" not in last_error:
+        if _PORT_TAKEN not in last_error:
             break
     raise StackError(f"redis-server did not start: {last_error}")
 
@@ -104,17 +141,13 @@ def _launch(
         [server, str(config)], log_path=log_path, cwd=data_dir, tie_to_parent=tie_to_parent
     )
     redis = RedisProcess(process.pid, port, log_path)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        # A server still loading its AOF answers -LOADING, not +PONG: not ready yet.
-        if answers_ping(port):
-            return redis, ""
-        time.sleep(0.05)
+    if wait_until_serving(process, port, timeout_s):
+        return redis, ""
     redis.stop()
     code = process.poll()
-    tail = (
-        log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.exists() else []
-    )
-    return None, f"exit status {code}: {' '.join(tail)[:300]}"
+    log = log_path.read_text(errors="replace") if log_path.exists() else ""
+    tail = " ".join(log.strip().splitlines()[-1:])[:300]
+    # The bind error is not redis's last line ("Failed listening on port ..., aborting").
+    if _PORT_TAKEN in log:
+        return None, f"port {port} is taken ({_PORT_TAKEN}): exit status {code}: {tail}"
+    return None, f"exit status {code}: {tail}"

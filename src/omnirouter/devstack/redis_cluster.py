@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import redis
 from omnirouter.devstack.network import free_port
 from omnirouter.devstack.paths import deploy_dir
 from omnirouter.devstack.processes import is_running, spawn, stop_process, wait_until
-from omnirouter.devstack.redis import answers_ping
+from omnirouter.devstack.redis import wait_until_serving
 from omnirouter.devstack.requirements import require_tool
 from omnirouter.errors import StackError
 from omnirouter.settings import DevstackSettings
@@ -230,11 +229,8 @@ class RedisClusterStack:
             tie_to_parent=self._tie_to_parent,
         )
         node = ClusterNode(process.pid, port, bus_port, data_dir)
-        deadline = time.monotonic() + self._timeout_s
-        while time.monotonic() < deadline and process.poll() is None:
-            if answers_ping(port):
-                return node
-            time.sleep(0.05)
+        if wait_until_serving(process, port, self._timeout_s):
+            return node
         stop_process(node.pid, expect=_PROCESS_NAME, grace_s=5.0)
         return None
 
