@@ -61,14 +61,15 @@ def test_a_restart_on_a_port_another_server_took_meanwhile_fails_clearly(
     config = tmp_path / "stopped" / "redis.conf"
     config.write_text(config.read_text().replace(f"port {stopped.port}\n", f"port {holder.port}\n"))
 
+    adopted: list[RedisProcess] = []
     try:
-        adopted = restart_redis(tmp_path / "stopped", holder.port, timeout_s=30.0)
-    except StackError as error:
-        assert "Address already in use" in str(error)
-    else:
-        # Its server would bind the port once the holder stops, and outlive the test.
-        adopted.stop()
-        pytest.fail(f"restart_redis returned the server holding port {holder.port} as its own")
+        with pytest.raises(StackError, match="Address already in use"):
+            adopted.append(restart_redis(tmp_path / "stopped", holder.port, timeout_s=30.0))
+    finally:
+        # Had it taken the holder's server for its own, its own server would bind the port once
+        # the holder stops, and outlive the test.
+        for server in adopted:
+            server.stop()
     assert serves_as(holder.port, holder.pid)
 
 
