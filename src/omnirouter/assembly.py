@@ -78,7 +78,8 @@ async def run_workers(
     stop: asyncio.Event,
     ready_file: Path | None = None,
 ) -> None:
-    """Run the pipeline workers (identity today) in this process until ``stop`` is set."""
+    """Run the pipeline workers (identity, cases, routing, dispatcher) in this process until
+    ``stop`` is set."""
     from omnirouter.pipeline import create_app
     from omnirouter.pipeline.cases.worker import CaseWorker
     from omnirouter.pipeline.dispatcher import DispatcherWorker

@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     lag.add_argument("--json", action="store_true", help="print JSON (a line per redraw)")
     for name, text in (
-        ("worker", "run the pipeline workers (identity) until SIGTERM"),
+        ("worker", "run the pipeline workers (identity, cases, routing, dispatcher) until SIGTERM"),
         ("serve", "serve the HTTP API until SIGTERM"),
     ):
         long_running = commands.add_parser(name, help=text)
