@@ -26,7 +26,7 @@ BASE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "redis" / "redis.
 @pytest.fixture
 def holder(tmp_path: Path) -> Iterator[RedisProcess]:
     """Another process's redis-server, on a port it holds."""
-    server = start_redis(BASE_CONFIG, tmp_path / "holder", timeout_s=30.0)
+    server = start_redis(BASE_CONFIG, tmp_path / "holder", timeout_s=30.0, tie_to_parent=True)
     try:
         yield server
     finally:
@@ -42,7 +42,7 @@ def test_a_new_server_whose_port_is_taken_moves_to_another_port(
         return next(offered, None) or free_port()
 
     monkeypatch.setattr(devstack_redis, "free_port", taken_then_free)
-    ours = start_redis(BASE_CONFIG, tmp_path / "ours", timeout_s=30.0)
+    ours = start_redis(BASE_CONFIG, tmp_path / "ours", timeout_s=30.0, tie_to_parent=True)
     try:
         assert ours.port != holder.port
         assert ours.pid != holder.pid
@@ -55,19 +55,23 @@ def test_a_new_server_whose_port_is_taken_moves_to_another_port(
 def test_a_restart_on_a_port_another_server_took_meanwhile_fails_clearly(
     holder: RedisProcess, tmp_path: Path
 ) -> None:
-    stopped = start_redis(BASE_CONFIG, tmp_path / "stopped", timeout_s=30.0)
+    stopped = start_redis(BASE_CONFIG, tmp_path / "stopped", timeout_s=30.0, tie_to_parent=True)
     stopped.stop()
     # Its config names its own port: point it at the holder's, as if taken while it was down.
     config = tmp_path / "stopped" / "redis.conf"
-    config.write_text(config.read_text().replace(f"port {stopped.port}\n", f"port {holder.port}\n"))
+    own_port = f"port {stopped.port}\n"
+    assert own_port in config.read_text()
+    config.write_text(config.read_text().replace(own_port, f"port {holder.port}\n"))
 
     adopted: list[RedisProcess] = []
     try:
         with pytest.raises(StackError, match="Address already in use"):
-            adopted.append(restart_redis(tmp_path / "stopped", holder.port, timeout_s=30.0))
+            adopted.append(
+                restart_redis(tmp_path / "stopped", holder.port, timeout_s=30.0, tie_to_parent=True)
+            )
     finally:
-        # Had it taken the holder's server for its own, its own server would bind the port once
-        # the holder stops, and outlive the test.
+        # Had it taken the holder's server for its own, returning before its server failed to
+        # bind, that server could still bind the port once the holder stops, and outlive us.
         for server in adopted:
             server.stop()
     assert serves_as(holder.port, holder.pid)
@@ -77,3 +81,21 @@ def test_serves_as_names_the_answering_process_only(holder: RedisProcess) -> Non
     assert serves_as(holder.port, holder.pid)
     assert not serves_as(holder.port, holder.pid + 1)
     assert not serves_as(free_port(), holder.pid), "nothing listens there"
+
+
+def test_a_failed_start_is_explained_by_its_own_output_not_an_earlier_one(tmp_path: Path) -> None:
+    node = tmp_path / "node"
+    server = start_redis(BASE_CONFIG, node, timeout_s=30.0, tie_to_parent=True)
+    server.stop()
+    # The log is appended to: an earlier start in this folder met a taken port.
+    with (node / "redis.log").open("a") as log:
+        log.write(
+            "# Warning: Could not create server TCP listening socket: Address already in use\n"
+        )
+    config = node / "redis.conf"
+    config.write_text(config.read_text() + "no-such-directive yes\n")  # this start fails anyway
+
+    with pytest.raises(StackError) as failed:
+        restart_redis(node, server.port, timeout_s=30.0, tie_to_parent=True)
+    assert "is taken" not in str(failed.value)
+    assert "Bad directive" in str(failed.value), "the reason is this start's own"

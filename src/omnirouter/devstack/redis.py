@@ -56,6 +56,8 @@ def serves_as(port: int, pid: int, *, timeout_s: float = 0.5) -> bool:
     exits, but until it does, PING alone is answered by the other one: this tells them apart
     (``INFO server`` names the answering process).
     """
+    # PING first: a server still loading its AOF answers INFO but -LOADING to PING, and is not
+    # ready until every write it had made durable is back (what restart_redis promises).
     if not answers_ping(port, timeout_s=timeout_s):
         return False
     try:
@@ -75,13 +77,12 @@ def serves_as(port: int, pid: int, *, timeout_s: float = 0.5) -> bool:
 def wait_until_serving(process: subprocess.Popen[bytes], port: int, timeout_s: float) -> bool:
     """Wait until ``process`` (a redis-server) serves on ``port``; False if it exits first or
     ``timeout_s`` passes, or another server holds the port (ours then cannot bind it)."""
-    # A server still loading its AOF answers -LOADING, not +PONG: not ready yet.
-    wait_until(
+    ended = wait_until(
         lambda: process.poll() is not None or serves_as(port, process.pid),
         timeout_s=timeout_s,
         interval_s=0.05,
     )
-    return process.poll() is None and serves_as(port, process.pid)
+    return ended and process.poll() is None
 
 
 def start_redis(
@@ -95,7 +96,7 @@ def start_redis(
     """Start redis-server on a free loopback port with its data under ``data_dir``.
 
     Raises:
-        StackError: the server exited or did not answer PING in ``timeout_s``.
+        StackError: the server exited, or was not answering on its port in ``timeout_s``.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     last_error = "not started"
@@ -124,7 +125,7 @@ def restart_redis(
     every write it had made durable is back.
 
     Raises:
-        StackError: the server exited or did not answer PING in ``timeout_s``.
+        StackError: the server exited, or was not answering on its port in ``timeout_s``.
     """
     redis, error = _launch(data_dir / "redis.conf", port, data_dir, timeout_s, tie_to_parent)
     if redis is None:
@@ -137,6 +138,8 @@ def _launch(
 ) -> tuple[RedisProcess | None, str]:
     server = require_tool("redis-server")
     log_path = data_dir / "redis.log"
+    # spawn appends: what earlier starts and restarts wrote says nothing about this one.
+    written_before = log_path.stat().st_size if log_path.exists() else 0
     process = spawn(
         [server, str(config)], log_path=log_path, cwd=data_dir, tie_to_parent=tie_to_parent
     )
@@ -145,9 +148,18 @@ def _launch(
         return redis, ""
     redis.stop()
     code = process.poll()
-    log = log_path.read_text(errors="replace") if log_path.exists() else ""
+    log = _read_from(log_path, written_before)
     tail = " ".join(log.strip().splitlines()[-1:])[:300]
     # The bind error is not redis's last line ("Failed listening on port ..., aborting").
     if _PORT_TAKEN in log:
         return None, f"port {port} is taken ({_PORT_TAKEN}): exit status {code}: {tail}"
     return None, f"exit status {code}: {tail}"
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with path.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
+    except OSError:
+        return ""

@@ -203,6 +203,8 @@ class RedisClusterStack:
         data_dir.mkdir(parents=True, exist_ok=True)
         for _ in range(attempts):
             port, bus_port = free_port(), free_port()
+            if port == bus_port:  # each found free on its own: they can be the same one
+                continue
             (data_dir / "redis.conf").write_text(
                 f"include {base}\n"
                 f"port {port}\nbind 127.0.0.1\ndir {data_dir}\n"
