@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -103,7 +104,28 @@ def test_without_context_switches_a_cpu_window_reports_cpu_and_memory_only() -> 
     window = CpuWindow({"bench": _NoProc(os.getpid())})
     window.open()
     entry = window.close()["bench"]
-    assert set(entry) == {"cpu_cores", "rss_mib"}
+    assert set(entry) == {"cpu_cores", "system_cores", "rss_mib"}
+
+
+@linux_only
+def test_a_cpu_window_tells_the_kernels_part_of_the_cpu() -> None:
+    """Reading /dev/zero is nearly all kernel work (zeroing and copying), summing numbers all
+    user work: each shows as such in the window's system cores."""
+    chunk = 1 << 20
+
+    def busy(work: Callable[[], object], cpu_s: float = 0.3) -> dict[str, float]:
+        window = CpuWindow({"bench": ProcessSampler(os.getpid())})
+        window.open()
+        until = time.process_time() + cpu_s
+        while time.process_time() < until:
+            work()
+        return window.close()["bench"]
+
+    with open("/dev/zero", "rb", buffering=0) as zeros:
+        reading = busy(lambda: zeros.read(chunk))
+    summing = busy(lambda: sum(range(10_000)))
+    assert reading["system_cores"] > 0.5 * reading["cpu_cores"]
+    assert summing["system_cores"] < 0.5 * summing["cpu_cores"]
 
 
 @linux_only

@@ -170,7 +170,7 @@ def test_the_pipeline_at_fixed_rates_gets_a_table_of_its_own() -> None:
                 "offered": 25.0,
                 "delivered": 25,
                 "latency": {"p50_ms": 19.1, "p99_ms": 55.37},
-                "processes": {"worker": {"cpu_cores": 0.35}},
+                "processes": {"worker": {"cpu_cores": 0.35, "system_cores": 0.021}},
                 "cpu_ms_per_event": {"worker": 14.0},
                 "wakeups_per_event": {"worker": 6.04},
                 "redis": {"round_trips_per_event": 2.4278},
@@ -179,7 +179,7 @@ def test_the_pipeline_at_fixed_rates_gets_a_table_of_its_own() -> None:
     }
     table = markdown_table(result)
     assert "The pipeline at fixed rates" in table
-    assert "| 25 | 25 | 19.1 / 55.4 | 0.35 | 14.00 | 6.0 | 2.428 |" in table.splitlines()
+    assert "| 25 | 25 | 19.1 / 55.4 | 0.35 | 0.02 | 14.00 | 6.0 | 2.428 |" in table.splitlines()
     assert "fixed rates" not in markdown_table(_result())
 
 

@@ -76,12 +76,16 @@ class ProcessSampler:
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time the process has used so far."""
+        return sum(self.cpu_times())
+
+    def cpu_times(self) -> tuple[float, float]:
+        """(user, system) CPU seconds the process has used so far."""
         if self._process is not None:
             times = self._process.cpu_times()
-            return float(times.user + times.system)
+            return float(times.user), float(times.system)
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         # Fields 14 and 15 of stat (utime, stime), counted after the ")" that ends the name.
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        return int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS
 
     def context_switches(self) -> ThreadSwitches | None:
         """(voluntary, involuntary) context switches of each of the process's threads so far,
@@ -128,32 +132,43 @@ class CpuWindow:
 
     samplers: dict[str, ProcessSampler]
     _start_wall: float = 0.0
-    _start_cpu: dict[str, float] | None = None
+    _start_cpu: dict[str, tuple[float, float]] | None = None
     _start_switches: dict[str, ThreadSwitches | None] | None = None
 
     def open(self) -> None:
         """Start the window."""
         self._start_wall = time.monotonic()
-        self._start_cpu = {name: s.cpu_seconds() for name, s in self.samplers.items()}
+        self._start_cpu = {name: s.cpu_times() for name, s in self.samplers.items()}
         self._start_switches = {
             name: sampler.context_switches() for name, sampler in self.samplers.items()
         }
 
     def close(self) -> dict[str, dict[str, float]]:
-        """Per process: cores used on average over the window, RSS in MiB now, and (where
-        ``/proc`` tells them) wake-ups and preemptions a second over the window."""
+        """Per process: cores used on average over the window and the part of them in the
+        kernel, RSS in MiB now, and (where ``/proc`` tells them) wake-ups and preemptions a
+        second over the window.
+
+        The kernel's part tells system calls that cost CPU from ones that only wait: a
+        sampling profiler counts a thread preempted inside ``send`` as busy there.
+        """
         assert self._start_cpu is not None, "open() first"
         assert self._start_switches is not None, "open() first"
         wall = max(1e-9, time.monotonic() - self._start_wall)
         result = {}
         for name, sampler in self.samplers.items():
             try:
-                used = sampler.cpu_seconds() - self._start_cpu[name]
+                user, system = sampler.cpu_times()
+                user_before, system_before = self._start_cpu[name]
                 rss = sampler.rss_bytes()
                 switches = sampler.context_switches()
             except (OSError, ValueError, LookupError):
                 continue  # a process that went away has nothing more to say
-            entry = {"cpu_cores": round(used / wall, 3), "rss_mib": round(rss / 2**20, 1)}
+            used, in_kernel = user - user_before + system - system_before, system - system_before
+            entry = {
+                "cpu_cores": round(used / wall, 3),
+                "system_cores": round(in_kernel / wall, 3),
+                "rss_mib": round(rss / 2**20, 1),
+            }
             before = self._start_switches.get(name)
             if switches is not None and before is not None:
                 voluntary, involuntary = switches_between(before, switches)

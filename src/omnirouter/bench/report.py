@@ -226,9 +226,10 @@ def _fixed_rates_table(pipeline: Mapping[str, Any]) -> list[str]:
         "",
         "The pipeline at fixed rates (what a worker costs at a given load):",
         "",
-        "| offered (events/s) | out (events/s) | p50 / p99 (ms) | worker cores | worker CPU per "
-        "event (ms) | worker wake-ups per event | Redis round trips per event |",
-        "|---|---|---|---|---|---|---|",
+        "| offered (events/s) | out (events/s) | p50 / p99 (ms) | worker cores | of them in the "
+        "kernel | worker CPU per event (ms) | worker wake-ups per event | Redis round trips per "
+        "event |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for step in steps:
         latency = step.get("latency") or {}
@@ -236,6 +237,7 @@ def _fixed_rates_table(pipeline: Mapping[str, Any]) -> list[str]:
             f"| {_num(step.get('offered'))} | {_num(step.get('delivered'))} | "
             f"{_num(latency.get('p50_ms'), 1)} / {_num(latency.get('p99_ms'), 1)} | "
             f"{_num(_get(step, ('processes', 'worker', 'cpu_cores')), 2)} | "
+            f"{_num(_get(step, ('processes', 'worker', 'system_cores')), 2)} | "
             f"{_num(_get(step, ('cpu_ms_per_event', 'worker')), 2)} | "
             f"{_num(_get(step, ('wakeups_per_event', 'worker')), 1)} | "
             f"{_num(_get(step, ('redis', 'round_trips_per_event')), 3)} |"
