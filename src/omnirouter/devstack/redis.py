@@ -7,6 +7,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
 from omnirouter.devstack.network import free_port
 from omnirouter.devstack.processes import is_running, spawn, stop_process, wait_until
 from omnirouter.devstack.requirements import require_tool
@@ -56,22 +58,17 @@ def serves_as(port: int, pid: int, *, timeout_s: float = 0.5) -> bool:
     exits, but until it does, PING alone is answered by the other one: this tells them apart
     (``INFO server`` names the answering process).
     """
-    # PING first: a server still loading its AOF answers INFO but -LOADING to PING, and is not
-    # ready until every write it had made durable is back (what restart_redis promises).
-    if not answers_ping(port, timeout_s=timeout_s):
-        return False
+    client = redis.Redis(
+        host="127.0.0.1", port=port, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+    )
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
-            sock.sendall(b"INFO server\r\n")
-            reply = b""
-            while b"process_id:" not in reply or not reply.endswith(b"\r\n\r\n"):
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                reply += chunk
-    except OSError:
+        # PING first: a server still loading its AOF answers INFO but -LOADING to PING, and is
+        # not ready until every write it had made durable is back (what restart_redis promises).
+        return bool(client.ping()) and client.info("server").get("process_id") == pid
+    except redis.RedisError:  # refused, timed out, or still loading
         return False
-    return f"\r\nprocess_id:{pid}\r\n".encode() in reply
+    finally:
+        client.close()
 
 
 def wait_until_serving(process: subprocess.Popen[bytes], port: int, timeout_s: float) -> bool:
@@ -108,9 +105,9 @@ def start_redis(
             f"port {port}\nbind 127.0.0.1\ndir {data_dir}\n"
             f'daemonize no\nlogfile ""\npidfile {data_dir / "redis.pid"}\n'
         )
-        redis, last_error = _launch(config, port, data_dir, timeout_s, tie_to_parent)
-        if redis is not None:
-            return redis
+        started, last_error = _launch(config, port, data_dir, timeout_s, tie_to_parent)
+        if started is not None:
+            return started
         if _PORT_TAKEN not in last_error:
             break
     raise StackError(f"redis-server did not start: {last_error}")
@@ -127,10 +124,10 @@ def restart_redis(
     Raises:
         StackError: the server exited, or was not answering on its port in ``timeout_s``.
     """
-    redis, error = _launch(data_dir / "redis.conf", port, data_dir, timeout_s, tie_to_parent)
-    if redis is None:
+    started, error = _launch(data_dir / "redis.conf", port, data_dir, timeout_s, tie_to_parent)
+    if started is None:
         raise StackError(f"redis-server did not restart: {error}")
-    return redis
+    return started
 
 
 def _launch(
@@ -143,10 +140,10 @@ def _launch(
     process = spawn(
         [server, str(config)], log_path=log_path, cwd=data_dir, tie_to_parent=tie_to_parent
     )
-    redis = RedisProcess(process.pid, port, log_path)
+    started = RedisProcess(process.pid, port, log_path)
     if wait_until_serving(process, port, timeout_s):
-        return redis, ""
-    redis.stop()
+        return started, ""
+    started.stop()
     code = process.poll()
     log = _read_from(log_path, written_before)
     tail = " ".join(log.strip().splitlines()[-1:])[:300]
