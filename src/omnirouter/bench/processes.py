@@ -74,10 +74,6 @@ class ProcessSampler:
             return
         self._process = psutil.Process(pid)
 
-    def cpu_seconds(self) -> float:
-        """User plus system CPU time the process has used so far."""
-        return sum(self.cpu_times())
-
     def cpu_times(self) -> tuple[float, float]:
         """(user, system) CPU seconds the process has used so far."""
         if self._process is not None:
