@@ -1,4 +1,5 @@
-"""The bench's host figures: what an event-loop wake-up costs, and the threads' switches."""
+"""The bench's host figures: what an event-loop wake-up and the same Python after other code or
+a sleep cost, and the threads' switches."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from collections.abc import Callable
 
 import pytest
 
-from omnirouter.bench.host import WAKE_RATES, wake_cost_us, wake_costs
+from omnirouter.bench import host
+from omnirouter.bench.host import (
+    LOCALITY_MODES,
+    WAKE_RATES,
+    locality_costs,
+    routine_cost_us,
+    wake_cost_us,
+    wake_costs,
+)
 from omnirouter.bench.processes import (
     CpuWindow,
     ProcessSampler,
@@ -36,6 +45,61 @@ async def test_a_wake_up_costs_some_cpu_and_each_rate_is_reported() -> None:
 async def test_a_wake_cost_needs_a_positive_rate_and_count(rate: float, wakes: int) -> None:
     with pytest.raises(ValueError, match="positive"):
         await wake_cost_us(rate, wakes)
+
+
+def test_the_routine_is_timed_in_every_mode_and_each_mode_is_reported() -> None:
+    """Positive CPU per run in each mode (the routine ran and was timed), one figure per mode,
+    in the order the modes are listed."""
+    for mode in LOCALITY_MODES:
+        assert routine_cost_us(mode, 3) > 0
+    costs = locality_costs(seconds=0.05)
+    assert list(costs) == list(LOCALITY_MODES)
+    assert all(us > 0 for us in costs.values())
+
+
+def test_only_the_routine_is_timed_not_what_runs_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What runs before each run (here 20 ms of CPU, spent before the routine's clock starts)
+    is not in the figure: it is the routine's own cost, not a wake-up's or the other code's."""
+
+    def busy_20_ms() -> None:
+        until = time.thread_time() + 0.02
+        while time.thread_time() < until:
+            pass
+
+    monkeypatch.setattr(host, "_other_code", busy_20_ms)
+    assert routine_cost_us("after other code", 5) < 20_000
+
+
+def test_the_code_run_between_two_runs_of_the_routine_moves_on_through_its_data(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each run of the other code reads the next slice of its data, round the whole of it, so
+    that the caches see data not touched lately rather than the same few kilobytes."""
+    seen: list[object] = []
+    monkeypatch.setattr(host, "_OTHER_STARTS", iter(range(0, 200, 40)))
+    monkeypatch.setattr(host, "_HEX", _Recording(seen))
+    routine_cost_us("after other code", 3)
+    expected = [text for _, text, _ in host._OTHER_DATA[0:120]]
+    assert seen == expected
+
+
+class _Recording:
+    """Stands in for the compiled pattern: records the text it is given."""
+
+    def __init__(self, seen: list[object]) -> None:
+        self.seen = seen
+
+    def sub(self, replacement: str, text: str) -> str:
+        self.seen.append(text)
+        return text
+
+
+@pytest.mark.parametrize(("mode", "repeats"), [("sideways", 3), (LOCALITY_MODES[0], 0)])
+def test_a_routine_cost_needs_a_known_mode_and_a_positive_count(mode: str, repeats: int) -> None:
+    with pytest.raises(ValueError, match=r"unknown mode|positive"):
+        routine_cost_us(mode, repeats)
 
 
 def test_switches_between_readings_count_each_thread_once() -> None:

@@ -203,6 +203,14 @@ def markdown_table(result: Mapping[str, Any]) -> str:
             + " and ".join(f"{_num(us)} µs of CPU at {rate}" for rate, us in wakes.items())
             + " (in the bench's own process, before its phases; see bench.host)."
         )
+    routine = machine.get("routine_cpu_us") or {}
+    if routine:
+        lines.append(
+            "The same small piece of Python (a webhook's form parsed and signed, an event "
+            "encoded) cost it "
+            + ", ".join(f"{_num(us)} µs {mode}" for mode, us in routine.items())
+            + ": work that follows a sleep runs out of cache."
+        )
     warm = result.get("warm_up") or {}
     windows = warm.get("windows", ())
     costs = [c for w in windows if (c := w.get("broker_ms_per_event")) is not None]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from omnirouter.bench.baseline import BASELINE_HOPS, FAUST_HOPS, Framework, PassThrough
-from omnirouter.bench.host import wake_costs
+from omnirouter.bench.host import locality_costs, wake_costs
 from omnirouter.bench.loadgen import GeneratorHandle
 from omnirouter.bench.measure import OutputMeter
 from omnirouter.bench.options import BenchOptions
@@ -103,6 +103,12 @@ async def run_bench(options: BenchOptions, progress: Callable[[str], None]) -> d
         progress(
             "an event-loop wake-up costs "
             + ", ".join(f"{us:,.0f} µs of CPU at {rate}" for rate, us in wakes.items())
+        )
+        progress("measuring what the same Python costs back to back, after other code, asleep")
+        routine = result["machine"]["routine_cpu_us"] = await asyncio.to_thread(locality_costs)
+        progress(
+            "a small fixed Python routine costs "
+            + ", ".join(f"{us:,.0f} µs of CPU {mode}" for mode, us in routine.items())
         )
         await _connect(run, result)
         generator = GeneratorHandle(
