@@ -3,6 +3,7 @@ a sleep cost, and the threads' switches."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -47,9 +48,11 @@ async def test_a_wake_cost_needs_a_positive_rate_and_count(rate: float, wakes: i
         await wake_cost_us(rate, wakes)
 
 
-def test_the_routine_is_timed_in_every_mode_and_each_mode_is_reported() -> None:
-    """Positive CPU per run in each mode (the routine ran and was timed), one figure per mode,
-    in the order the modes are listed."""
+def test_the_routine_is_timed_in_every_mode_and_each_mode_is_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A figure per mode, in the order the modes are listed, each of a routine that ran."""
+    monkeypatch.setattr(host, "_SLEEP_S", 0.001)
     for mode in LOCALITY_MODES:
         assert routine_cost_us(mode, 3) > 0
     costs = locality_costs(seconds=0.05)
@@ -57,38 +60,70 @@ def test_the_routine_is_timed_in_every_mode_and_each_mode_is_reported() -> None:
     assert all(us > 0 for us in costs.values())
 
 
+class _FakeClock:
+    """This thread's CPU clock, moved only by what the test says costs CPU."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def thread_time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += 1.0  # a wake-up's CPU, were it timed
+
+    def spend(self, seconds: float) -> Callable[[], None]:
+        def run() -> None:
+            self.now += seconds
+
+        return run
+
+
+@pytest.mark.parametrize("mode", LOCALITY_MODES)
 def test_only_the_routine_is_timed_not_what_runs_before_it(
+    monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """The routine costs 25 µs on the fake clock, the other code and a sleep's wake-up a
+    second each: the figure is the routine's 25 µs in every mode."""
+    clock = _FakeClock()
+    monkeypatch.setattr(host, "time", clock)
+    monkeypatch.setattr(host, "_routine", clock.spend(25e-6))
+    monkeypatch.setattr(host, "_other_code", clock.spend(1.0))
+    assert routine_cost_us(mode, 4) == pytest.approx(25.0)
+
+
+def test_the_other_code_reads_the_next_slice_of_its_data_each_time_round_all_of_it() -> None:
+    """One round of slice starts covers every item once, then starts over."""
+    starts = host.slice_starts(100, 40)
+    assert [next(starts) for _ in range(4)] == [0, 40, 80, 0]
+    starts = host.slice_starts(host._OTHER_ITEMS, host._OTHER_SLICE)
+    read = [
+        index
+        for start in itertools.islice(starts, host._OTHER_ITEMS // host._OTHER_SLICE)
+        for index in range(start, start + host._OTHER_SLICE)
+    ]
+    assert read == list(range(host._OTHER_ITEMS))
+    assert next(starts) == 0
+
+
+def test_each_run_of_the_other_code_reads_the_slice_it_is_given(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """What runs before each run (here 20 ms of CPU, spent before the routine's clock starts)
-    is not in the figure: it is the routine's own cost, not a wake-up's or the other code's."""
-
-    def busy_20_ms() -> None:
-        until = time.thread_time() + 0.02
-        while time.thread_time() < until:
-            pass
-
-    monkeypatch.setattr(host, "_other_code", busy_20_ms)
-    assert routine_cost_us("after other code", 5) < 20_000
-
-
-def test_the_code_run_between_two_runs_of_the_routine_moves_on_through_its_data(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Each run of the other code reads the next slice of its data, round the whole of it, so
-    that the caches see data not touched lately rather than the same few kilobytes."""
-    seen: list[object] = []
-    monkeypatch.setattr(host, "_OTHER_STARTS", iter(range(0, 200, 40)))
+    seen: list[str] = []
+    monkeypatch.setattr(host, "_other_starts", iter([80, 0]))
     monkeypatch.setattr(host, "_HEX", _Recording(seen))
-    routine_cost_us("after other code", 3)
-    expected = [text for _, text, _ in host._OTHER_DATA[0:120]]
+    host._other_code()
+    host._other_code()
+    data = host._other_data()
+    slice_size = host._OTHER_SLICE
+    expected = [text for _, text, _ in data[80 : 80 + slice_size] + data[0:slice_size]]
     assert seen == expected
 
 
 class _Recording:
     """Stands in for the compiled pattern: records the text it is given."""
 
-    def __init__(self, seen: list[object]) -> None:
+    def __init__(self, seen: list[str]) -> None:
         self.seen = seen
 
     def sub(self, replacement: str, text: str) -> str:
@@ -96,10 +131,14 @@ class _Recording:
         return text
 
 
-@pytest.mark.parametrize(("mode", "repeats"), [("sideways", 3), (LOCALITY_MODES[0], 0)])
-def test_a_routine_cost_needs_a_known_mode_and_a_positive_count(mode: str, repeats: int) -> None:
-    with pytest.raises(ValueError, match=r"unknown mode|positive"):
-        routine_cost_us(mode, repeats)
+def test_a_routine_cost_needs_a_known_mode() -> None:
+    with pytest.raises(ValueError, match="unknown mode 'sideways'"):
+        routine_cost_us("sideways", 3)
+
+
+def test_a_routine_cost_needs_a_positive_count() -> None:
+    with pytest.raises(ValueError, match="repeats must be positive"):
+        routine_cost_us(LOCALITY_MODES[0], 0)
 
 
 def test_switches_between_readings_count_each_thread_once() -> None:

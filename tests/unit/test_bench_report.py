@@ -219,7 +219,7 @@ def test_the_table_says_what_the_same_python_cost_back_to_back_and_after_a_sleep
     }
     assert (
         "The same small piece of Python (a webhook's form parsed and signed, an event encoded) "
-        "cost it 31 µs back to back, 40 µs after other code, 281 µs after a 20 ms sleep: work "
-        "that follows a sleep runs out of cache."
+        "cost this host 31 µs of CPU back to back, 40 µs of CPU after other code, 281 µs of CPU "
+        "after a 20 ms sleep (before its phases; see bench.host)."
     ) in markdown_table(result)
     assert "small piece of Python" not in markdown_table(_result())

@@ -1,4 +1,4 @@
-"""What waking up, and running code out of cache, cost on this host: figures to compare
+"""What waking up, and the same Python after a sleep, cost on this host: figures to compare
 machines by (measured, not assumed).
 
 A worker or gateway at moderate load sleeps and wakes for nearly every fetch, reply and
@@ -11,15 +11,17 @@ reports it with the machine, so runs on different hosts can be told apart.
 The second figure tells the wake-up from the work after it: the median CPU of a small, fixed
 piece of Python (a webhook's form parsed and signed, an event encoded) run back to back, after
 other libraries' code, and after a 20 ms sleep, with the sleep's wake-up outside the timed part.
-On the project's VMs it cost ~30 µs back to back, ~40 µs after other code and ~260-340 µs
-after the sleep: work that follows a sleep runs with its code and data out of the CPU's
-caches, eight to ten times slower. A process woken for every few events pays that on all of its
-work, which the wake-up figure alone understates.
+On the project's VMs it cost 30-60 µs back to back, a little more after other code, and
+260-340 µs after the sleep: five to ten times slower, as code and data out of the CPU's caches
+would make it (the figure cannot tell that from a slower clock or the VM's scheduling). A
+process woken for every few events pays some of that on its work, which the wake-up figure
+alone leaves out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import itertools
@@ -27,7 +29,7 @@ import json
 import re
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlencode
@@ -37,6 +39,7 @@ __all__ = [
     "WAKE_RATES",
     "locality_costs",
     "routine_cost_us",
+    "slice_starts",
     "wake_cost_us",
     "wake_costs",
 ]
@@ -79,9 +82,6 @@ async def wake_costs(seconds_each: float = 1.0) -> dict[str, float]:
     }
 
 
-LOCALITY_MODES = ("back to back", "after other code", "after a 20 ms sleep")
-"""What runs between two timed runs of the routine: nothing, other code, or a sleep."""
-
 _SLEEP_S = 0.02
 _UNTIMED_RUNS = 5
 """Runs of the routine before timing it: the first ones also pay for code not yet run."""
@@ -95,17 +95,31 @@ _FORM = urlencode(
         "NumMedia": "0",
     }
 )
-_OTHER_DATA = [
-    (
-        Decimal(i) / 7,
-        f"{i:08x}-{i * 7919:08x}-{i * 104729:012x}",
-        f'{{"at": "2026-11-{1 + i % 28:02d}T{i % 24:02d}:00:00+00:00", "n": {i}}}',
-    )
-    for i in range(4_000)
-]
+_OTHER_ITEMS = 4_000
 _OTHER_SLICE = 40
-_OTHER_STARTS = itertools.cycle(range(0, len(_OTHER_DATA), _OTHER_SLICE))
 _HEX = re.compile(r"[0-9a-f]")
+
+
+def slice_starts(items: int, size: int) -> Iterator[int]:
+    """Where each run of the other code starts reading ``size`` of ``items``: the next slice
+    each time, round all of them, so that each run reads data not touched lately."""
+    return itertools.cycle(range(0, items, size))
+
+
+_other_starts = slice_starts(_OTHER_ITEMS, _OTHER_SLICE)
+
+
+@functools.cache
+def _other_data() -> list[tuple[Decimal, str, str]]:
+    # Built on first use, not on import (~1.6 MB): most importers only want the wake-ups.
+    return [
+        (
+            Decimal(i) / 7,
+            f"{i:08x}-{i * 7919:08x}-{i * 104729:012x}",
+            f'{{"at": "2026-11-{1 + i % 28:02d}T{i % 24:02d}:00:00+00:00", "n": {i}}}',
+        )
+        for i in range(_OTHER_ITEMS)
+    ]
 
 
 def _routine() -> None:
@@ -117,36 +131,49 @@ def _routine() -> None:
 
 
 def _other_code() -> None:
-    """Other libraries' code (regular expressions, decimals, JSON, dates) over data not touched
-    lately, the next slice in turn: what runs between two steps of one request in a busy
-    process."""
-    start = next(_OTHER_STARTS)
+    """Other libraries' code (regular expressions, decimals, JSON, dates) over the next slice
+    of its data: what runs between two steps of one request in a busy process."""
+    start = next(_other_starts)
     total = Decimal(0)
-    for number, text, document in _OTHER_DATA[start : start + _OTHER_SLICE]:
+    for number, text, document in _other_data()[start : start + _OTHER_SLICE]:
         parsed = json.loads(document)
         day = datetime.fromisoformat(parsed["at"])
         total += number * len(_HEX.sub("x", text)) + day.toordinal() + parsed["n"]
+
+
+def _sleep() -> None:
+    time.sleep(_SLEEP_S)
+
+
+# What runs before each timed run, by mode; looked up when called, so each can be replaced.
+_BEFORE: dict[str, Callable[[], None] | None] = {
+    "back to back": None,
+    "after other code": lambda: _other_code(),
+    f"after a {1000 * _SLEEP_S:g} ms sleep": lambda: _sleep(),
+}
+LOCALITY_MODES = tuple(_BEFORE)
+"""What runs between two timed runs of the routine: nothing, other code, or a sleep."""
+_REPEATS_A_SECOND = dict(zip(LOCALITY_MODES, (2_000, 400, 1 / _SLEEP_S), strict=True))
+"""Runs per second of :func:`locality_costs`' budget: the sleeps fill it, the other modes'
+runs add ~0.2 s of CPU to each second of it on the project's VMs."""
 
 
 def routine_cost_us(mode: str, repeats: int) -> float:
     """Median CPU microseconds (this thread's) of one run of a small, fixed Python routine
     when ``mode`` (one of :data:`LOCALITY_MODES`) runs before each of ``repeats`` runs.
 
-    Only the routine is timed, so a sleep's wake-up is not in the figure; what grows is the
-    routine's own cost, its code and data having left the caches meanwhile. Blocks for up to
-    ``repeats`` times 20 ms: call it from a thread of its own in asyncio code.
+    Only the routine is timed, so neither a sleep's wake-up nor the other code is in the
+    figure: what it shows is the routine's own cost after each. Blocks (``repeats`` sleeps of
+    20 ms in the sleep mode): call it from a thread of its own in asyncio code.
 
     Raises:
         ValueError: ``mode`` is unknown or ``repeats`` is not positive.
     """
-    if mode not in LOCALITY_MODES:
+    if mode not in _BEFORE:
         raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(LOCALITY_MODES)}")
     if repeats <= 0:
         raise ValueError("repeats must be positive")
-    before: Callable[[], None] | None = {
-        LOCALITY_MODES[1]: _other_code,
-        LOCALITY_MODES[2]: lambda: time.sleep(_SLEEP_S),
-    }.get(mode)
+    before = _BEFORE[mode]
     for _ in range(_UNTIMED_RUNS):
         _routine()
     costs = []
@@ -160,14 +187,10 @@ def routine_cost_us(mode: str, repeats: int) -> float:
 
 
 def locality_costs(seconds: float = 1.0) -> dict[str, float]:
-    """:func:`routine_cost_us` in each of :data:`LOCALITY_MODES`, keyed by mode, in about
-    ``seconds`` and a fifth (blocking; the sleeps take ``seconds``)."""
-    repeats = {
-        LOCALITY_MODES[0]: 2_000 * seconds,
-        LOCALITY_MODES[1]: 400 * seconds,
-        LOCALITY_MODES[2]: seconds / _SLEEP_S,
-    }
+    """:func:`routine_cost_us` in each of :data:`LOCALITY_MODES`, keyed by mode. Blocks for
+    about ``seconds`` of sleeps, plus the CPU of the other modes' runs (~0.2 s a second of
+    budget on the project's VMs)."""
     return {
-        mode: round(routine_cost_us(mode, max(1, round(count))), 1)
-        for mode, count in repeats.items()
+        mode: round(routine_cost_us(mode, max(1, round(per_s * seconds))), 1)
+        for mode, per_s in _REPEATS_A_SECOND.items()
     }

@@ -207,9 +207,9 @@ def markdown_table(result: Mapping[str, Any]) -> str:
     if routine:
         lines.append(
             "The same small piece of Python (a webhook's form parsed and signed, an event "
-            "encoded) cost it "
-            + ", ".join(f"{_num(us)} µs {mode}" for mode, us in routine.items())
-            + ": work that follows a sleep runs out of cache."
+            "encoded) cost this host "
+            + ", ".join(f"{_num(us)} µs of CPU {mode}" for mode, us in routine.items())
+            + " (before its phases; see bench.host)."
         )
     warm = result.get("warm_up") or {}
     windows = warm.get("windows", ())
