@@ -11,7 +11,7 @@ reports it with the machine, so runs on different hosts can be told apart.
 The second figure tells the wake-up from the work after it: the median CPU of a small, fixed
 piece of Python (a webhook's form parsed and signed, an event encoded) run back to back, after
 other libraries' code, and after a 20 ms sleep, with the sleep's wake-up outside the timed part.
-On the project's VMs it cost 30-60 µs back to back, a little more after other code, and
+On the project's VMs it cost 30-60 µs back to back, up to 1.7 times that after other code, and
 260-340 µs after the sleep: five to ten times slower, as code and data out of the CPU's caches
 would make it (the figure cannot tell that from a slower clock or the VM's scheduling). A
 process woken for every few events pays some of that on its work, which the wake-up figure
