@@ -6,13 +6,14 @@ import functools
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 from omnirouter.logs import get_logger
 from omnirouter.pipeline.fetching import (
@@ -25,6 +26,8 @@ from omnirouter.pipeline.stepping import FirstStepWins
 from omnirouter.security import faust_broker_credentials
 
 if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer
+
     from omnirouter.settings import KafkaSettings
 
 log = get_logger(__name__)
@@ -186,6 +189,44 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
                 max_wait_ms=resized.max_wait_ms,
             )
         return records
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        # faust's own calls aiokafka's, which leaves a partition with nothing committed where
+        # it is (see seek_to_committed_or_start). faust's type says int; aiokafka gives None
+        # where nothing is committed, and faust handles both.
+        reset = str(self.app.conf.consumer_auto_offset_reset)
+        committed = await self.call_thread(
+            seek_to_committed_or_start, self._ensure_consumer(), reset=reset
+        )
+        return cast("Mapping[TP, int]", committed)
+
+
+async def seek_to_committed_or_start(
+    consumer: AIOKafkaConsumer, *, reset: str = "earliest"
+) -> dict[Any, int | None]:
+    """Seek every assigned partition to its committed offset, as aiokafka's
+    ``seek_to_committed`` does, and a partition with none (or 0) committed to where the reset
+    policy starts it (the beginning, for the worker's ``earliest``). Returns the committed
+    offsets, as aiokafka's does (None where there is none).
+
+    faust seeks back to the committed offsets when it drops records it fetched while its flow
+    was stopped (a fetch that came back during a rebalance), so that they are fetched again.
+    aiokafka's seek skips a partition whose committed offset is missing or 0, so on a partition
+    nothing had been committed for yet the dropped records were never fetched again, and the
+    first records processed after them were committed past them: acknowledged events lost
+    (the broker-kill cluster scenario, early in a run, before the first commit).
+    """
+    committed: dict[Any, int | None] = await consumer.seek_to_committed()
+    # Only what is still assigned: a rebalance may have begun during the committed offsets'
+    # round trips, and aiokafka refuses to seek a partition it no longer holds.
+    assigned = consumer.assignment()
+    unset = [tp for tp, offset in committed.items() if not offset and tp in assigned]
+    if unset:
+        if reset == "latest":
+            await consumer.seek_to_end(*unset)
+        else:
+            await consumer.seek_to_beginning(*unset)
+    return committed
 
 
 class _Consumer(FirstStepWins, faust_aiokafka.Consumer):
