@@ -14,7 +14,7 @@ import redis
 
 from faults.report import FAULT_TABLE, SCALE_TABLE
 from omnirouter.connections import TopicRequest, ensure_topics
-from omnirouter.devstack import StackAddresses
+from omnirouter.devstack import StackAddresses, processes
 from support.stack import provision, sync_redis, wait_for_group_coordinator
 from support.xdist_grouping import pytest_xdist_make_scheduler  # noqa: F401 - a hook
 
@@ -131,3 +131,36 @@ def redis_client(stack: StackAddresses) -> Iterator[redis.Redis]:
     client = sync_redis(stack.redis_url)
     yield client
     client.close()
+
+
+# Which test started each server devstack still holds, to name it if it outlives the session.
+_STARTED_DURING: dict[int, str] = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None]:
+    """Note the servers each test (with its fixtures) left in devstack's hands."""
+    before = set(processes._CHILDREN)
+    try:
+        return (yield)
+    finally:
+        for pid in set(processes._CHILDREN) - before:
+            _STARTED_DURING.setdefault(pid, item.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Name every server devstack started that is still running once the session's fixtures
+    are gone (Python would only warn "subprocess N is still running" at exit)."""
+    left = [pid for pid, child in list(processes._CHILDREN.items()) if child.poll() is None]
+    if not left:
+        return
+    lines = [
+        f"pid {pid}: {processes.command_line(pid)[:160]} (started during "
+        f"{_STARTED_DURING.get(pid, 'a session fixture')})"
+        for pid in left
+    ]
+    report = "servers still running at the end of the session:\n" + "\n".join(lines)
+    Path("test-artifacts").mkdir(exist_ok=True)
+    with (Path("test-artifacts") / "leftover-processes.txt").open("a") as out:
+        out.write(report + "\n")
+    print(report)
