@@ -93,6 +93,28 @@ async def test_a_consumer_seeks_back_to_its_committed_offset_or_the_beginning(
         await consumer.stop()
 
 
+async def test_with_the_latest_reset_policy_a_partition_with_nothing_committed_goes_to_its_end(
+    stack: StackAddresses, topic_factory: Callable[..., str], unique_id: str
+) -> None:
+    # Where a new consumer of that policy would start: after what the partition holds.
+    topic = topic_factory("rewind-latest")
+    _produce(stack, topic)
+    tp = TopicPartition(topic, 0)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=stack.kafka_bootstrap_servers,
+        group_id=f"rewind-latest-{unique_id}",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, 1)
+        assert await seek_to_committed_or_start(consumer, reset="latest") == {tp: None}
+        assert await consumer.position(tp) == RECORDS
+    finally:
+        await consumer.stop()
+
+
 async def test_a_worker_processes_the_records_it_dropped_when_a_rebalance_began(
     stack: StackAddresses, topic_factory: Callable[..., str], unique_id: str
 ) -> None:
