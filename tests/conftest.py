@@ -133,7 +133,8 @@ def redis_client(stack: StackAddresses) -> Iterator[redis.Redis]:
     client.close()
 
 
-# Which test started each server devstack still holds, to name it if it outlives the session.
+# Which test (or a fixture it was the first to use) started each server devstack holds, to name
+# it if it outlives the session.
 _STARTED_DURING: dict[int, str] = {}
 
 
@@ -155,8 +156,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not left:
         return
     lines = [
-        f"pid {pid}: {processes.command_line(pid)[:160]} (started during "
-        f"{_STARTED_DURING.get(pid, 'a session fixture')})"
+        f"pid {pid}: {processes.command_line(pid)[:160]} (started by "
+        f"{_STARTED_DURING.get(pid, 'no test')} or a fixture it was the first to use)"
         for pid in left
     ]
     report = "servers still running at the end of the session:\n" + "\n".join(lines)

@@ -93,10 +93,20 @@ async def test_a_consumer_seeks_back_to_its_committed_offset_or_the_beginning(
         await consumer.stop()
 
 
-async def test_with_the_latest_reset_policy_a_partition_with_nothing_committed_goes_to_its_end(
-    stack: StackAddresses, topic_factory: Callable[..., str], unique_id: str
+@pytest.mark.parametrize(
+    ("committed", "expected_position"),
+    [(None, RECORDS), (0, 0)],
+    ids=["nothing committed", "0 committed"],
+)
+async def test_with_the_latest_reset_policy_only_a_partition_with_nothing_committed_goes_to_its_end(
+    stack: StackAddresses,
+    topic_factory: Callable[..., str],
+    unique_id: str,
+    committed: int | None,
+    expected_position: int,
 ) -> None:
-    # Where a new consumer of that policy would start: after what the partition holds.
+    # Where a new consumer of that policy would start: after what the partition holds. A
+    # committed 0 is a commit like any other.
     topic = topic_factory("rewind-latest")
     _produce(stack, topic)
     tp = TopicPartition(topic, 0)
@@ -108,9 +118,11 @@ async def test_with_the_latest_reset_policy_a_partition_with_nothing_committed_g
     await consumer.start()
     try:
         consumer.assign([tp])
+        if committed is not None:
+            await consumer.commit({tp: OffsetAndMetadata(committed, "")})
         consumer.seek(tp, 1)
-        assert await seek_to_committed_or_start(consumer, reset="latest") == {tp: None}
-        assert await consumer.position(tp) == RECORDS
+        assert await seek_to_committed_or_start(consumer, reset="latest") == {tp: committed}
+        assert await consumer.position(tp) == expected_position
     finally:
         await consumer.stop()
 
@@ -119,7 +131,8 @@ async def test_a_worker_processes_the_records_it_dropped_when_a_rebalance_began(
     stack: StackAddresses, topic_factory: Callable[..., str], unique_id: str
 ) -> None:
     """A new consumer group (nothing committed) whose first fetch comes back after its flow was
-    stopped: faust drops the records and seeks back, and must then fetch them again."""
+    stopped: faust drops the records and seeks back, and must then fetch them again. The
+    rebalance is simulated (the flow stopped and resumed around the fetch), not a real one."""
     topic = topic_factory("dropped")
     _produce(stack, topic)
     app = create_app(f"rewind-worker-{unique_id}", stack.kafka_bootstrap_servers)
@@ -166,9 +179,12 @@ async def test_a_worker_processes_the_records_it_dropped_when_a_rebalance_began(
         async def all_seen() -> bool:
             return sorted(seen) == list(range(RECORDS))
 
-        await eventually_async(
-            all_seen, timeout_s=30, what=f"offsets 0-{RECORDS - 1} processed (seen: {seen})"
-        )
+        try:
+            await eventually_async(
+                all_seen, timeout_s=30, what=f"offsets 0-{RECORDS - 1} processed"
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; processed: {seen}, dropped: {dropped}") from None
     finally:
         await app.stop()
     assert dropped, "the first fetch was not dropped: the test did not exercise the rewind"

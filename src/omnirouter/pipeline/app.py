@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import tempfile
@@ -22,7 +23,8 @@ from omnirouter.pipeline.fetching import (
     FetchSizer,
     FetchSizing,
 )
-from omnirouter.pipeline.stepping import FirstStepWins
+from omnirouter.pipeline.stepping import FirstStepWins, Waiting, start_eagerly
+from omnirouter.pipeline.stream import retrieve_outcome
 from omnirouter.security import faust_broker_credentials
 
 if TYPE_CHECKING:
@@ -192,8 +194,8 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         # faust's own calls aiokafka's, which leaves a partition with nothing committed where
-        # it is (see seek_to_committed_or_start). faust's type says int; aiokafka gives None
-        # where nothing is committed, and faust handles both.
+        # it is (see seek_to_committed_or_start). faust's type says int, but aiokafka's mapping
+        # holds None where nothing is committed, and faust's perform_seek reads it so.
         reset = str(self.app.conf.consumer_auto_offset_reset)
         committed = await self.call_thread(
             seek_to_committed_or_start, self._ensure_consumer(), reset=reset
@@ -205,27 +207,40 @@ async def seek_to_committed_or_start(
     consumer: AIOKafkaConsumer, *, reset: str = "earliest"
 ) -> dict[Any, int | None]:
     """Seek every assigned partition to its committed offset, as aiokafka's
-    ``seek_to_committed`` does, and a partition with none (or 0) committed to where the reset
-    policy starts it (the beginning, for the worker's ``earliest``). Returns the committed
-    offsets, as aiokafka's does (None where there is none).
+    ``seek_to_committed`` does, including one whose committed offset is 0, and one with nothing
+    committed to where the reset policy starts it (the beginning, for the worker's
+    ``earliest``). Returns the committed offsets, as aiokafka's does (None where there is none).
 
-    faust seeks back to the committed offsets when it drops records it fetched while its flow
-    was stopped (a fetch that came back during a rebalance), so that they are fetched again.
+    faust relies on this seek to fetch again what it fetched and did not process: the records
+    of a fetch that came back after a rebalance had stopped its flow (dropped at once, then this
+    seek), and those a rebalance left unhandled (records of an earlier generation its streams
+    skip, a fetch abandoned half-way), which the seek at the end of the rebalance rewinds.
     aiokafka's seek skips a partition whose committed offset is missing or 0, so on a partition
-    nothing had been committed for yet the dropped records were never fetched again, and the
-    first records processed after them were committed past them: acknowledged events lost
-    (the broker-kill cluster scenario, early in a run, before the first commit).
+    nothing had been committed for yet, those records were never fetched again and the first
+    ones processed after them were committed past them: acknowledged events lost (the broker
+    SIGKILL cluster scenario, early in a run).
     """
     committed: dict[Any, int | None] = await consumer.seek_to_committed()
     # Only what is still assigned: a rebalance may have begun during the committed offsets'
     # round trips, and aiokafka refuses to seek a partition it no longer holds.
     assigned = consumer.assignment()
-    unset = [tp for tp, offset in committed.items() if not offset and tp in assigned]
+    unset = []
+    for tp, offset in committed.items():
+        if tp not in assigned:
+            continue
+        if offset == 0:
+            consumer.seek(tp, 0)
+        elif offset is None:
+            unset.append(tp)
     if unset:
-        if reset == "latest":
-            await consumer.seek_to_end(*unset)
-        else:
-            await consumer.seek_to_beginning(*unset)
+        seek = consumer.seek_to_end if reset == "latest" else consumer.seek_to_beginning
+        # Its first step has the fetcher reset the partitions' positions (none of them is
+        # fetched before that is done); the rest only waits for the new positions, up to the
+        # request timeout, and a partition whose leader is down would hold every other
+        # partition's fetches that long. So that wait is left to run on its own.
+        step = start_eagerly(seek(*unset), asyncio.get_running_loop())
+        if isinstance(step, Waiting):
+            step.task.add_done_callback(retrieve_outcome)
     return committed
 
 
