@@ -11,7 +11,8 @@ SIGKILL cluster scenario lost acknowledged events that way, early in a run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -38,6 +39,28 @@ def _produce(stack: StackAddresses, topic: str, count: int = RECORDS) -> None:
         producer.flush(timeout=30)
     finally:
         producer.close()
+
+
+@contextlib.asynccontextmanager
+async def _assigned(
+    stack: StackAddresses, tp: TopicPartition, group: str, *, committed: int | None
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer of ``group`` holding ``tp`` (no group membership), with ``committed``
+    committed for the group unless None."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=stack.kafka_bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        if committed is not None:
+            await consumer.commit({tp: OffsetAndMetadata(committed, "")})
+        yield consumer
+    finally:
+        await consumer.stop()
 
 
 async def _read_all(consumer: AIOKafkaConsumer, tp: TopicPartition) -> list[int]:
@@ -69,17 +92,7 @@ async def test_a_consumer_seeks_back_to_its_committed_offset_or_the_beginning(
     topic = topic_factory("rewind")
     _produce(stack, topic)
     tp = TopicPartition(topic, 0)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=stack.kafka_bootstrap_servers,
-        group_id=f"rewind-{unique_id}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        if committed is not None:
-            await consumer.commit({tp: OffsetAndMetadata(committed, "")})
+    async with _assigned(stack, tp, f"rewind-{unique_id}", committed=committed) as consumer:
         assert await _read_all(consumer, tp) == list(range(expected_start, RECORDS))
 
         # aiokafka's own seek leaves this position alone when nothing above 0 is committed.
@@ -89,8 +102,6 @@ async def test_a_consumer_seeks_back_to_its_committed_offset_or_the_beginning(
 
         assert await seek_to_committed_or_start(consumer) == {tp: committed}
         assert await _read_all(consumer, tp) == list(range(expected_start, RECORDS))
-    finally:
-        await consumer.stop()
 
 
 @pytest.mark.parametrize(
@@ -110,21 +121,11 @@ async def test_with_the_latest_reset_policy_only_a_partition_with_nothing_commit
     topic = topic_factory("rewind-latest")
     _produce(stack, topic)
     tp = TopicPartition(topic, 0)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=stack.kafka_bootstrap_servers,
-        group_id=f"rewind-latest-{unique_id}",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        if committed is not None:
-            await consumer.commit({tp: OffsetAndMetadata(committed, "")})
+    group = f"rewind-latest-{unique_id}"
+    async with _assigned(stack, tp, group, committed=committed) as consumer:
         consumer.seek(tp, 1)
         assert await seek_to_committed_or_start(consumer, reset="latest") == {tp: committed}
         assert await consumer.position(tp) == expected_position
-    finally:
-        await consumer.stop()
 
 
 async def test_a_worker_processes_the_records_it_dropped_when_a_rebalance_began(
