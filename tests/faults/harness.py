@@ -18,7 +18,8 @@ from faults.probes import TopicProbe
 from faults.reconcile import Reconciliation, reconcile
 from omnirouter.connections import create_producer, ensure_topics
 from omnirouter.devstack import DevStack, StackAddresses
-from omnirouter.events import InteractionEvent, encode, topic_spec
+from omnirouter.events import DEFAULT_TENANT, InteractionEvent, encode, topic_spec
+from omnirouter.redis_keys import CustomerCaseKeys
 from omnirouter.runtime import catalogue_topics
 from omnirouter.settings import KafkaSettings, Settings
 from support.events import identifier, inbound
@@ -120,25 +121,44 @@ class FaultRun:
         committing past an event, the case stage committing past one); this says which."""
         wanted = set(event_ids)
         lines = []
-        for key, event_of in (
-            ("interactions.inbound", lambda v: v),
-            ("interactions.resolved", lambda v: v["interaction"]),
-        ):
+        resolved_to: dict[str, tuple[str, str]] = {}  # event id -> (tenant, customer) identity gave
+        for key in ("interactions.inbound", "interactions.resolved"):
             topic = self.topic(key)
             committed = self.probe.committed(topic)
             found: dict[str, list[str]] = {}
             for partition, offset, value in self.probe.read_records(topic):
-                event = event_of(orjson.loads(value))
+                record = orjson.loads(value)
+                event = record["interaction"] if key == "interactions.resolved" else record
                 event_id = event["event_id"]
                 if event_id in wanted:
                     text = (event.get("content") or {}).get("text", "")
                     where = f"p{partition}@{offset}" + (f" {text!r}" if text else "")
                     found.setdefault(event_id, []).append(where)
+                    if key == "interactions.resolved":
+                        tenant = record.get("tenant", DEFAULT_TENANT)
+                        resolved_to[event_id] = (tenant, record["customer_id"])
             lines.append(
                 f"{key} (committed {committed}): "
                 + ", ".join(f"{e[:8]} {found.get(e, ['absent'])}" for e in event_ids)
             )
+        # A resolved event on the timeline of the customer identity gave it, but lost to the
+        # audit, went to another customer than its address's owner now: identity's doing, not
+        # the case stage's.
+        lines.append(
+            "on the timeline of the customer identity gave it: "
+            + ", ".join(
+                f"{e[:8]} {self._on_timeline(e, *resolved_to[e])}"
+                for e in event_ids
+                if e in resolved_to
+            )
+        )
         return "; ".join(lines)
+
+    def _on_timeline(self, event_id: str, tenant: str, customer_id: str) -> str:
+        timeline = CustomerCaseKeys(self.redis_prefix, tenant, customer_id).timeline
+        entries = (orjson.loads(raw) for raw in self.redis.lrange(timeline, 0, -1))
+        on_it = any(entry.get("entry_id") == event_id for entry in entries)
+        return f"{'yes' if on_it else 'no'} (customer {customer_id[:8]})"
 
     def close(self) -> None:
         """Stop the processes (SIGTERM) and close the clients."""
