@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import uuid
@@ -149,11 +150,17 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             _STARTED_DURING.setdefault(pid, item.nodeid)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own, which tears the session's fixtures down
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Name every server devstack started that is still running once the session's fixtures
-    are gone (Python would only warn "subprocess N is still running" at exit)."""
+    """Name every server this pytest process (each xdist worker for itself) started through
+    devstack that is still running once the session's fixtures are gone (Python would only
+    warn "subprocess N is still running" at exit). Servers a test starts in a subprocess
+    (``omnirouter devstack up``) are that subprocess's to name."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    kept = Path("test-artifacts") / f"leftover-processes-{worker}.txt"
     left = [pid for pid, child in list(processes._CHILDREN.items()) if child.poll() is None]
     if not left:
+        kept.unlink(missing_ok=True)  # an earlier run's
         return
     lines = [
         f"pid {pid}: {processes.command_line(pid)[:160]} (started by "
@@ -161,7 +168,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         for pid in left
     ]
     report = "servers still running at the end of the session:\n" + "\n".join(lines)
-    Path("test-artifacts").mkdir(exist_ok=True)
-    with (Path("test-artifacts") / "leftover-processes.txt").open("a") as out:
-        out.write(report + "\n")
-    print(report)
+    kept.parent.mkdir(exist_ok=True)
+    kept.write_text(report + "\n")
+    print(report)  # shown when pytest runs without xdist

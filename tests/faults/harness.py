@@ -115,7 +115,8 @@ class FaultRun:
     def where_lost(self, event_ids: Sequence[str]) -> str:
         """How far each lost event got: its record on the inbound topic (with its text, which
         numbers it in production order), and on the resolved topic if identity published it,
-        with the group's committed offset on each partition.
+        with the group's committed offset on each partition; then, for each one resolved,
+        whether it is on the timeline of the customer identity resolved it to.
 
         A loss has several possible causes (a write Kafka acknowledged and lost, identity
         committing past an event, the case stage committing past one); this says which."""
@@ -144,20 +145,25 @@ class FaultRun:
         # A resolved event on the timeline of the customer identity gave it, but lost to the
         # audit, went to another customer than its address's owner now: identity's doing, not
         # the case stage's.
-        lines.append(
-            "on the timeline of the customer identity gave it: "
-            + ", ".join(
-                f"{e[:8]} {self._on_timeline(e, *resolved_to[e])}"
-                for e in event_ids
-                if e in resolved_to
+        if resolved_to:
+            lines.append(
+                "on the timeline of the customer identity gave it: "
+                + ", ".join(
+                    f"{e[:8]} {self._on_timeline(e, *resolved_to[e])}"
+                    for e in event_ids
+                    if e in resolved_to
+                )
             )
-        )
         return "; ".join(lines)
 
     def _on_timeline(self, event_id: str, tenant: str, customer_id: str) -> str:
         timeline = CustomerCaseKeys(self.redis_prefix, tenant, customer_id).timeline
         entries = (orjson.loads(raw) for raw in self.redis.lrange(timeline, 0, -1))
-        on_it = any(entry.get("entry_id") == event_id for entry in entries)
+        # As the reconciliation counts them: message entries only.
+        on_it = any(
+            entry.get("kind") == "message" and entry.get("entry_id") == event_id
+            for entry in entries
+        )
         return f"{'yes' if on_it else 'no'} (customer {customer_id[:8]})"
 
     def close(self) -> None:

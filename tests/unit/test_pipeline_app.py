@@ -13,7 +13,13 @@ from faust.types import TP
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
-from omnirouter.pipeline.app import FETCH_MAX_WAIT_MS, create_app, partition_for_key
+from omnirouter.pipeline.app import (
+    FETCH_MAX_WAIT_MS,
+    _log_reset_error,
+    create_app,
+    partition_for_key,
+    starts_to_seek,
+)
 from omnirouter.pipeline.fetching import BUSY_FETCH, BUSY_FROM_RECORDS_PER_S, FetchSizing
 from omnirouter.settings import PipelineSettings
 
@@ -210,3 +216,25 @@ def test_a_bytearray_key_is_partitioned_as_its_bytes() -> None:
 def test_the_worker_s_producer_partitions_with_it() -> None:
     app = create_app("partitioner-test", "127.0.0.1:9")
     assert app.producer.partitioner is partition_for_key
+
+
+def test_partitions_aiokafka_leaves_where_they_were_are_sought_to_0_or_to_their_start() -> None:
+    # aiokafka's seek to committed offsets skips None and 0 (see seek_to_committed_or_start);
+    # a partition no longer assigned cannot be sought at all.
+    committed = {"none": None, "zero": 0, "seven": 7, "gone-none": None, "gone-zero": 0}
+    assert starts_to_seek(committed, {"none", "zero", "seven"}) == (["zero"], ["none"])
+
+
+async def test_a_reset_that_fails_in_the_background_is_logged() -> None:
+    # aiokafka forgets the coordinator's error once it raised it there.
+    loop = asyncio.get_running_loop()
+    failed, cancelled, done = loop.create_future(), loop.create_future(), loop.create_future()
+    failed.set_exception(RuntimeError("group authorization failed"))
+    cancelled.cancel()
+    done.set_result(True)
+    with capture_logs() as logs:
+        for future in (failed, cancelled, done):
+            _log_reset_error(future)
+    assert [(e["log_level"], e["error"]) for e in logs] == [
+        ("error", "RuntimeError: group authorization failed")
+    ]

@@ -7,7 +7,7 @@ import functools
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,7 +24,6 @@ from omnirouter.pipeline.fetching import (
     FetchSizing,
 )
 from omnirouter.pipeline.stepping import FirstStepWins, Waiting, start_eagerly
-from omnirouter.pipeline.stream import retrieve_outcome
 from omnirouter.security import faust_broker_credentials
 
 if TYPE_CHECKING:
@@ -223,25 +222,41 @@ async def seek_to_committed_or_start(
     committed: dict[Any, int | None] = await consumer.seek_to_committed()
     # Only what is still assigned: a rebalance may have begun during the committed offsets'
     # round trips, and aiokafka refuses to seek a partition it no longer holds.
-    assigned = consumer.assignment()
-    unset = []
-    for tp, offset in committed.items():
-        if tp not in assigned:
-            continue
-        if offset == 0:
-            consumer.seek(tp, 0)
-        elif offset is None:
-            unset.append(tp)
+    at_zero, unset = starts_to_seek(committed, consumer.assignment())
+    for tp in at_zero:
+        consumer.seek(tp, 0)
     if unset:
         seek = consumer.seek_to_end if reset == "latest" else consumer.seek_to_beginning
-        # Its first step has the fetcher reset the partitions' positions (none of them is
-        # fetched before that is done); the rest only waits for the new positions, up to the
-        # request timeout, and a partition whose leader is down would hold every other
-        # partition's fetches that long. So that wait is left to run on its own.
+        # Its first step marks the partitions for a reset of their positions and drops what
+        # the fetcher holds of them: none is fetched again until its new position is known, and
+        # a response in flight from the old one is discarded. The rest only waits for the new
+        # positions, up to the request timeout, and a partition whose leader is down would hold
+        # every other partition's fetches that long. So that wait is left to run on its own.
         step = start_eagerly(seek(*unset), asyncio.get_running_loop())
         if isinstance(step, Waiting):
-            step.task.add_done_callback(retrieve_outcome)
+            step.task.add_done_callback(_log_reset_error)
     return committed
+
+
+def starts_to_seek(
+    committed: Mapping[Any, int | None], assigned: Collection[Any]
+) -> tuple[list[Any], list[Any]]:
+    """The partitions aiokafka's seek to committed offsets left where they were, among those
+    still ``assigned``: those to seek to 0 (0 committed), and those with nothing committed, to
+    reset to where the reset policy starts them."""
+    at_zero = [tp for tp, offset in committed.items() if offset == 0 and tp in assigned]
+    unset = [tp for tp, offset in committed.items() if offset is None and tp in assigned]
+    return at_zero, unset
+
+
+def _log_reset_error(task: asyncio.Future[Any]) -> None:
+    # aiokafka raises here an error its group coordinator had pending (and then forgets it):
+    # the worker's own fetches would have raised it, so it must not pass unseen.
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error(
+            "resetting partitions with nothing committed failed",
+            error=f"{type(error).__name__}: {error}",
+        )
 
 
 class _Consumer(FirstStepWins, faust_aiokafka.Consumer):
