@@ -257,12 +257,19 @@ def ensure_topics(
                     raise
                 time.sleep(_FENCED_RETRY_S)
                 continue
-            return [t.name for t in wanted]
+            created = [t.name for t in wanted]
+            # The broker accepts CreateTopics before its metadata has the new topics and their
+            # partitions' leaders (KRaft applies them a moment later): a consumer group formed
+            # meanwhile is assigned none of their partitions, and kafka-python's consumer did not
+            # ask again within 30 s in a CI run. Return once they can be used.
+            admin.wait_for_topics(created, timeout_ms=int(_READY_WAIT_S * 1000))
+            return created
     finally:
         admin.close()
 
 
 _FENCED_WAIT_S = 30.0
+_READY_WAIT_S = 60.0
 _FENCED_RETRY_S = 0.25
 
 
