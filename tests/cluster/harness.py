@@ -52,13 +52,7 @@ def cluster_topics(bootstrap_servers: str, prefix: str) -> list[str]:
     """Create the catalogue's topics under ``prefix`` with its partition counts, 3 replicas and
     min ISR 2 (as ``omnirouter`` creates them with CLUSTER_ENVIRONMENT); returns their names."""
     topics = catalogue_topics(cluster_settings(bootstrap_servers, prefix))
-    ensure_topics(bootstrap_servers, topics)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","))
-    try:
-        # The controller answers CreateTopics before every broker has the new metadata.
-        admin.wait_for_topics([t.name for t in topics], timeout_ms=60_000)
-    finally:
-        admin.close()
+    ensure_topics(bootstrap_servers, topics)  # returns once the new topics have leaders
     return [t.name for t in topics]
 
 
