@@ -21,10 +21,12 @@ ENTRY = {"event_id": "7d1c3f0e-2b7a-4c55-9a51-0c4f1f0a2b11", "type": "inbound"}
 
 class MergingStore:
     """Stands in for RedisCaseStore: ``folded`` says, per call, which customers the script
-    found folded (and into whom); ``current`` is what a lookup of the survivor answers."""
+    found folded (and into whom); ``current`` is where a lookup of the chain from a customer
+    ends (a customer it does not name is not folded)."""
 
     def __init__(self, folded: list[dict[str, str]], current: dict[str, str]) -> None:
         self.calls: list[dict[CustomerRef, list[dict[str, Any]]]] = []
+        self.lookups: list[dict[CustomerRef, str]] = []
         self._folded = folded
         self._current = current
 
@@ -35,8 +37,9 @@ class MergingStore:
         self.calls.append({ref: list(entries) for ref, entries in work.items()})
         return {ref: CustomerUpdate(folded_into=folded.get(ref[1], "")) for ref in work}
 
-    async def current_customer(self, tenant: str, customer_id: str) -> str:
-        return self._current.get(customer_id, customer_id)
+    async def current_customers(self, starts: Mapping[CustomerRef, str]) -> dict[CustomerRef, str]:
+        self.lookups.append(dict(starts))
+        return {ref: self._current.get(start, start) for ref, start in starts.items()}
 
 
 async def _apply(store: MergingStore, unique_id: str, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
@@ -61,7 +64,7 @@ async def test_events_follow_a_survivor_that_is_merged_again_meanwhile(
     unique_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a was folded into b; by the time a's events reach b, b was folded into c.
-    store = MergingStore([{"a": "b"}, {"b": "c"}, {}], current={"a": "b", "b": "c"})
+    store = MergingStore([{"a": "b"}, {"b": "c"}, {}], current={})
     published = await _apply(store, unique_id, monkeypatch)
     assert [list(call) for call in store.calls] == [
         [("default", "a")],
@@ -70,6 +73,26 @@ async def test_events_follow_a_survivor_that_is_merged_again_meanwhile(
     ]
     assert store.calls[-1][("default", "c")] == [ENTRY]
     assert published == []  # nothing refused, nothing dead-lettered
+    # The first redirect goes where the script said, without a lookup; the second follows
+    # the chain from the customer the script named.
+    assert store.lookups == [{("default", "b"): "c"}]
+
+
+async def test_a_chain_of_earlier_merges_is_followed_in_one_lookup(
+    unique_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a was folded into b, b long ago into c, and c into d: after the script names b, then c,
+    # one lookup follows the chain from c to its end.
+    store = MergingStore([{"a": "b"}, {"b": "c"}, {}], current={"c": "d"})
+    published = await _apply(store, unique_id, monkeypatch)
+    assert [list(call) for call in store.calls] == [
+        [("default", "a")],
+        [("default", "b")],
+        [("default", "d")],
+    ]
+    assert store.calls[-1][("default", "d")] == [ENTRY]
+    assert store.lookups == [{("default", "b"): "c"}]
+    assert published == []
 
 
 async def test_events_still_folded_after_every_redirect_become_dead_letters(

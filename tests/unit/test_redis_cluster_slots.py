@@ -10,6 +10,7 @@ script cannot build a key from anything but KEYS or such a stem.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -52,6 +53,9 @@ def _text(value: Any) -> Any:
 class _RecordingScript:
     def __init__(self, client: _RecordingClient, source: str) -> None:
         self._client, self.script = client, source
+        # As redis-py's Script: its SHA is known up front, for EVALSHA in pipelines.
+        self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis's own hash
+        client.loaded[self.sha] = source
 
     async def __call__(self, keys: list[Any] | None = None, args: list[Any] | None = None) -> Any:
         return self._client.answer(self.script, list(keys or []), list(args or []))
@@ -73,7 +77,7 @@ class _RecordingPipeline:
         source = self._client.loaded[sha]
         self._queued.append((source, list(keys_and_args[:numkeys]), list(keys_and_args[numkeys:])))
 
-    async def execute(self) -> list[Any]:
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
         # Every queued call is captured before the first unanswered one is reported.
         results, unanswered = [], None
         for call in self._queued:

@@ -245,6 +245,33 @@ async def test_a_batch_for_many_customers_is_one_round_trip(
     assert 1 <= trips <= REDIS_MASTERS, f"{trips} round trips for 75 events of 25 customers"
 
 
+async def test_chains_of_folds_are_followed_together_a_round_trip_per_link(
+    stack: StackAddresses, redis_prefix: str
+) -> None:
+    from support.redis_trips import CountingConnection, counting_client
+
+    client = counting_client(stack.redis_url)
+    store = RedisCaseStore(client, key_prefix=redis_prefix, settings=CaseSettings())
+    # a was merged into b and b into c (a chain of two links); x into y; k never merged.
+    for absorbed, survivor in (("a", "b"), ("b", "c"), ("x", "y")):
+        await store.export("default", f"cus_{absorbed}", f"cus_{survivor}")
+    starts = {("default", f"cus_{name}"): f"cus_{name}" for name in ("a", "x", "k")}
+    before = CountingConnection.sends
+    current = await store.current_customers(starts)
+    trips = CountingConnection.sends - before
+    one = await store.current_customer("default", "cus_b")
+    await client.aclose()
+
+    assert current == {
+        ("default", "cus_a"): "cus_c",
+        ("default", "cus_x"): "cus_y",
+        ("default", "cus_k"): "cus_k",
+    }
+    assert one == "cus_c"
+    # a, x and k read together; then b and y; then c: three rounds, whatever the customers.
+    assert 3 <= trips <= 3 * REDIS_MASTERS, f"{trips} round trips for chains of 2, 1 and 0 links"
+
+
 async def test_a_delivery_report_is_a_system_entry_not_a_response(store) -> None:  # type: ignore[no-untyped-def]
     first = await apply(store, inbound_entry(message("sms", "Hi", T0), RULES))
     case_id = first.outcomes[0].opened

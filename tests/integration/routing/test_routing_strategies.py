@@ -253,3 +253,45 @@ async def test_a_declined_offer_moves_on_and_an_expired_one_too(routing) -> None
         await engine.respond(
             "default", request.case_id, "quinn", accept=True, now=T0 + timedelta(seconds=41)
         )
+
+
+async def test_cases_released_together_free_their_agents_in_one_round_trip(routing) -> None:  # type: ignore[no-untyped-def]
+    from support.redis_trips import CountingConnection, counting_client
+
+    client = counting_client(routing.stack.redis_url)
+    routing.clients.append(client)
+    engine = routing.engine(
+        "queues: [{id: general}]\ndefault_queue: general\ncapacity: {email: 1}", client=client
+    )
+    await routing.agent("pat")
+    await routing.agent("quinn")
+    held = [await routing.case(f"case {n}") for n in range(2)]
+    waiting = await routing.case("waiting")
+    for n, request in enumerate([*held, waiting]):
+        routing.publish(await engine.route(request, cause=f"r{n}", now=T0))
+    assert set((await routing.store.offers("default")).keys()) == {r.case_id for r in held}
+
+    await engine.store.release_many("default", ["case_unknown"], T0)  # loads the script
+    before = CountingConnection.sends
+    released = await engine.store.release_many(
+        "default", [r.case_id for r in held], T0 + timedelta(minutes=1)
+    )
+    trips = CountingConnection.sends - before
+    assert sorted(r["agent"] for r in released) == ["pat", "quinn"]
+    assert trips == 1, f"{trips} round trips to release two cases"
+
+    # Through the engine: the freed capacity is offered to the waiting case once.
+    again = [await routing.case(f"again {n}") for n in range(2)]
+    for n, request in enumerate(again):
+        routing.publish(await engine.route(request, cause=f"a{n}", now=T0))
+    drained = decisions_in(
+        routing.publish(
+            await engine.release_many(
+                "default", [r.case_id for r in again], T0 + timedelta(minutes=2)
+            )
+        )
+    )
+    assert [(d.case_id, d.outcome) for d in drained] == [
+        (waiting.case_id, RoutingOutcome.OFFERED)
+    ]
+    assert set((await routing.store.offers("default")).keys()) == {waiting.case_id}

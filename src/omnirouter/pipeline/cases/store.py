@@ -22,6 +22,10 @@ from omnirouter.settings import CaseSettings
 CustomerRef = tuple[str, str]
 """(tenant, customer_id)."""
 
+# How far current_customers follows a chain of folds (each merge of a survivor into yet
+# another customer adds a link): far beyond any real chain, but never an endless loop.
+MAX_FOLD_LINKS = 100
+
 
 def _lua(name: str) -> str:
     return resources.files("omnirouter.pipeline.cases").joinpath("lua", name).read_text()
@@ -203,12 +207,28 @@ class RedisCaseStore:
 
     async def current_customer(self, tenant: str, customer_id: str) -> str:
         """The customer that holds ``customer_id``'s cases now (following folds)."""
-        current = customer_id
-        for _ in range(100):
-            nxt = await self._client.hget(self.keys(tenant, current).state, "folded_into")
-            if nxt is None:
-                return current
-            current = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
+        ref = (tenant, customer_id)
+        return (await self.current_customers({ref: customer_id}))[ref]
+
+    async def current_customers(self, starts: Mapping[CustomerRef, str]) -> dict[CustomerRef, str]:
+        """For each (tenant, customer), the customer that holds the cases of ``starts[ref]``
+        now, following folds: one pipelined round trip per link of the longest chain, for all
+        of them together (a batch's redirects used to cost a trip per link per customer)."""
+        current = dict(starts)
+        chasing = list(current)
+        for _ in range(MAX_FOLD_LINKS):
+            if not chasing:
+                break
+            async with self._client.pipeline(transaction=False) as pipe:
+                for ref in chasing:
+                    pipe.hget(self.keys(ref[0], current[ref]).state, "folded_into")
+                found = await pipe.execute()
+            following = []
+            for ref, nxt in zip(chasing, found, strict=True):
+                if nxt is not None:
+                    current[ref] = _text(nxt)
+                    following.append(ref)
+            chasing = following
         return current
 
     async def read_customer(

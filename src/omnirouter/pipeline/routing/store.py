@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from omnirouter.events import Channel
@@ -155,6 +156,12 @@ class RoutingStore:
     async def route_many(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
         """Offer or queue many cases, in order, in one pipelined round trip: (tenant, payload)
         pairs as for ``route``; each script stays atomic on its tenant's hash slot."""
+        return await self._run_many(self._route, "route.lua", calls)
+
+    async def _run_many(
+        self, script: AsyncScript, name: str, calls: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """Run ``script`` once per (tenant, payload), in order, in one pipelined round trip."""
         if not calls:
             return []
         commands = []
@@ -170,7 +177,7 @@ class RoutingStore:
             async with self.client.pipeline(transaction=False) as pipe:
                 for i in todo:
                     names, args = commands[i]
-                    pipe.execute_command("EVALSHA", self._route.sha, len(names), *names, *args)
+                    pipe.execute_command("EVALSHA", script.sha, len(names), *names, *args)
                 results = await pipe.execute(raise_on_error=False)
             missing = []
             for i, result in zip(todo, results, strict=True):
@@ -182,10 +189,10 @@ class RoutingStore:
                     replies[i] = result
             if not missing:
                 break
-            await self.client.script_load(self._route.script)
+            await self.client.script_load(script.script)
             todo = missing
         else:
-            raise NoScriptError("route.lua is not in the script cache after loading it")
+            raise NoScriptError(f"{name} is not in the script cache after loading it")
         return [orjson.loads(raw) for raw in replies]
 
     async def mark_announced(self, causes: Mapping[str, Mapping[str, str]]) -> None:
@@ -213,13 +220,15 @@ class RoutingStore:
 
     async def release(self, tenant: str, case_id: str, now: datetime) -> dict[str, Any]:
         """Take a case out of routing and free its agent's capacity."""
-        keys = self.keys(tenant)
-        payload = {"case_id": case_id, "now": millis(now)}
-        raw = await self._release(
-            keys=keys.script_keys(), args=[keys.queue_stem, orjson.dumps(payload)]
-        )
-        result: dict[str, Any] = orjson.loads(raw)
+        (result,) = await self.release_many(tenant, [case_id], now)
         return result
+
+    async def release_many(
+        self, tenant: str, case_ids: Sequence[str], now: datetime
+    ) -> list[dict[str, Any]]:
+        """``release`` for each case, in order, in one pipelined round trip."""
+        calls = [(tenant, {"case_id": case_id, "now": millis(now)}) for case_id in case_ids]
+        return await self._run_many(self._release, "release.lua", calls)
 
     async def assign(
         self, tenant: str, case_id: str, agent_id: str, channel: str, queue: str, now: datetime
