@@ -291,7 +291,5 @@ async def test_cases_released_together_free_their_agents_in_one_round_trip(routi
             )
         )
     )
-    assert [(d.case_id, d.outcome) for d in drained] == [
-        (waiting.case_id, RoutingOutcome.OFFERED)
-    ]
+    assert [(d.case_id, d.outcome) for d in drained] == [(waiting.case_id, RoutingOutcome.OFFERED)]
     assert set((await routing.store.offers("default")).keys()) == {waiting.case_id}
