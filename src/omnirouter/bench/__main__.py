@@ -42,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated events/s to measure the pipeline at instead of searching for "
         "its maximum (the cost per event at given loads), e.g. 25,100,400",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the worker and the gateway with py-spy through their phases: a summary "
+        "in the result and the stacks in profile-<process>.txt (a profiled run's figures are "
+        "not comparable with others)",
+    )
     parser.add_argument("--baseline-start", type=float, default=5_000.0, help="events/s")
     parser.add_argument("--gateway-start", type=float, default=500.0, help="webhooks/s")
     return parser
@@ -61,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             customers=args.customers,
             pipeline_start=args.pipeline_start,
             pipeline_rates=rates,
+            profile=args.profile,
             baseline_start=args.baseline_start,
             gateway_start=args.gateway_start,
             command=shlex.join(["python", "-m", "omnirouter.bench", *given]),

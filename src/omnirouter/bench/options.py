@@ -28,6 +28,8 @@ class BenchOptions:
     pipeline_rates: tuple[float, ...] = ()
     """Offered rates (events/s) the pipeline is measured at instead of its search: what a
     worker costs at the loads a deployment sees (empty: search for the maximum)."""
+    profile: bool = False
+    """py-spy on the worker and the gateway through their phases (bench.profiling)."""
     customers: int = 0
     """0: the default for the mode (500 quick, 3,000 full): each is primed on 4 channels."""
     batch_max: int = field(default_factory=lambda: PipelineSettings().batch_max)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omnirouter.bench.profiling import Profile
 from omnirouter.devstack.processes import start_tied
 from omnirouter.errors import StackError
 
@@ -207,6 +208,7 @@ class RouterProcess:
         self.env = env
         self._dir = Path(tempfile.mkdtemp(prefix=f"omnirouter-bench-{command}-"))
         self._process: subprocess.Popen[bytes] | None = None
+        self.profile: Profile | None = None  # with --profile: py-spy on this process
 
     @property
     def pid(self) -> int:

@@ -10,7 +10,14 @@ from typing import Any
 
 from omnirouter.bench.stats import wakeups_per_event
 
-__all__ = ["TARGETS", "chart", "markdown_table", "target_checks", "write_result"]
+__all__ = [
+    "TARGETS",
+    "chart",
+    "markdown_table",
+    "stacks_to_files",
+    "target_checks",
+    "write_result",
+]
 
 # (name, the result's value path, comparison, target) — the issue's targets for a 2-core machine.
 TARGETS: tuple[tuple[str, tuple[str, ...], str, float], ...] = (
@@ -222,7 +229,40 @@ def markdown_table(result: Mapping[str, Any]) -> str:
             + ("." if warm.get("settled") else ", not settled.")
         )
     lines += _fixed_rates_table(pipeline)
+    lines += _profiles(result.get("profiles") or {})
     return "\n".join(lines)
+
+
+def _profiles(profiles: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """With ``--profile``: where each profiled process's samples went (the stacks are in
+    ``profile-<process>.txt``; its figures above are those of a process being sampled)."""
+    lines = []
+    for name, profile in profiles.items():
+        lines += ["", f"Profile of `omnirouter {name}` (py-spy, its whole phase):"]
+        if profile.get("error"):
+            lines.append(f"none: {profile['error']}")
+            continue
+        packages = ", ".join(
+            f"{entry['name']} {entry['share']:.0%}" for entry in profile.get("by_package") or []
+        )
+        lines += [
+            f"{_num(profile.get('samples'))} samples (stacks in profile-{name}.txt); by package "
+            f"of the running frame: {packages}.",
+            "",
+            "The project's own functions, with what they call, and the frames running "
+            "themselves (shares of all samples):",
+            "",
+            "| own function (inclusive) | share | running frame (self) | share |",
+            "|---|---|---|---|",
+        ]
+        own, hot = profile.get("own_code") or [], profile.get("hottest_frames") or []
+        for index in range(max(len(own), len(hot))):
+            cells = []
+            for column in (own, hot):
+                entry = column[index] if index < len(column) else None
+                cells += [entry["name"], f"{entry['share']:.1%}"] if entry else ["", ""]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _fixed_rates_table(pipeline: Mapping[str, Any]) -> list[str]:
@@ -300,8 +340,12 @@ def _plot_steps(axis: Any, steps: Sequence[Mapping[str, Any]], name: str, color:
 
 
 def write_result(result: Mapping[str, Any], folder: Path) -> tuple[Path, Path, Path]:
-    """Write result.json, chart.png and table.md into ``folder``; returns their paths."""
+    """Write result.json, chart.png and table.md into ``folder``; returns their paths.
+
+    Profiled processes' stacks (``--profile``) go beside them (:func:`stacks_to_files`).
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    result = stacks_to_files(result, folder)
     data = folder / "result.json"
     data.write_text(json.dumps(result, indent=2, default=str) + "\n")
     table = folder / "table.md"
@@ -309,3 +353,21 @@ def write_result(result: Mapping[str, Any], folder: Path) -> tuple[Path, Path, P
     picture = folder / "chart.png"
     chart(result, picture)
     return data, picture, table
+
+
+def stacks_to_files(result: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """``result`` with each profiled process's stacks written to ``profile-<process>.txt`` in
+    ``folder`` and the file named in their place (megabytes of text, not for result.json)."""
+    out = dict(result)
+    profiles = {}
+    for name, profile in (result.get("profiles") or {}).items():
+        kept = dict(profile)
+        stacks = kept.pop("stacks", None)
+        if stacks is not None:
+            stacks_file = folder / f"profile-{name}.txt"
+            stacks_file.write_text(stacks)
+            kept["stacks_file"] = stacks_file.name
+        profiles[name] = kept
+    if profiles:
+        out["profiles"] = profiles
+    return out

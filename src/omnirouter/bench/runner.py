@@ -32,6 +32,7 @@ from omnirouter.bench.measure import OutputMeter
 from omnirouter.bench.options import BenchOptions
 from omnirouter.bench.phases import KafkaPhase, at_fixed_rates, gateway_phase
 from omnirouter.bench.processes import ProcessSampler, RouterProcess
+from omnirouter.bench.profiling import Profile
 from omnirouter.bench.report import target_checks
 from omnirouter.bench.schedule import StepPlan
 from omnirouter.bench.warmup import (
@@ -62,6 +63,7 @@ class _Run:
     redis_url: str = ""
     stack_pids: dict[str, int] = field(default_factory=dict)
     cleanups: list[Callable[[], Any]] = field(default_factory=list)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def topic_prefix(self) -> str:
@@ -133,6 +135,8 @@ async def run_bench(options: BenchOptions, progress: Callable[[str], None]) -> d
     finally:
         for cleanup in reversed(run.cleanups):
             await asyncio.to_thread(cleanup)
+    if run.profiles:
+        result["profiles"] = run.profiles
     pipeline_max = (result.get("pipeline") or {}).get("max_sustainable")
     baseline_max = (result.get("baseline") or {}).get("max_sustainable")
     if pipeline_max and baseline_max:
@@ -239,14 +243,34 @@ async def _with_process(
         await asyncio.to_thread(stop, failed)
 
 
+def _started(run: _Run, process: RouterProcess) -> Callable[[], Awaitable[None]]:
+    """Starts ``process`` for :func:`_with_process`, and with ``--profile`` py-spy on it."""
+
+    async def start() -> None:
+        await asyncio.to_thread(process.start)
+        if run.options.profile:
+            profile = Profile(process.command, process.pid)
+            profile.start()
+            process.profile = profile
+            run.progress(f"profiling `omnirouter {process.command}` with py-spy")
+
+    return start
+
+
 def _stopper(run: _Run, whose: str, process: RouterProcess) -> Callable[[bool], None]:
     """Stops ``process`` for :func:`_with_process`, keeping its log (and saying where) when the
-    phase failed."""
+    phase failed; its profile, if it had one, goes into the result."""
 
     def stop(failed: bool) -> None:
         process.stop(keep_log=failed)
         if failed:
             run.progress(f"{whose}'s log is kept in {process.log_path}")
+        if process.profile is not None:
+            summary = run.profiles[process.command] = process.profile.finish()
+            run.progress(
+                f"profile of `omnirouter {process.command}`: "
+                + (summary.get("error") or f"{summary['samples']:,} samples")
+            )
 
     return stop
 
@@ -286,10 +310,8 @@ async def _pipeline(run: _Run, generator: GeneratorHandle, ceiling: float) -> di
         finally:
             await meter.stop()
 
-    async def start() -> None:
-        await asyncio.to_thread(worker.start)
-
-    return dict(await _with_process(start, _stopper(run, "pipeline: the worker", worker), body))
+    stop = _stopper(run, "pipeline: the worker", worker)
+    return dict(await _with_process(_started(run, worker), stop, body))
 
 
 async def _on_pass_through(
@@ -410,9 +432,6 @@ async def _gateway(run: _Run) -> dict[str, Any]:
     )
     run.progress("gateway: starting one `omnirouter serve` (Twilio webhooks)")
 
-    async def start() -> None:
-        await asyncio.to_thread(serve.start)
-
     async def body() -> dict[str, Any]:
         return await gateway_phase(
             run.options,
@@ -422,4 +441,5 @@ async def _gateway(run: _Run) -> dict[str, Any]:
             progress=run.progress,
         )
 
-    return dict(await _with_process(start, _stopper(run, "gateway: the gateway", serve), body))
+    stop = _stopper(run, "gateway: the gateway", serve)
+    return dict(await _with_process(_started(run, serve), stop, body))
