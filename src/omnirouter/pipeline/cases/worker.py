@@ -65,7 +65,9 @@ STAGE = "cases"
 APPLY_SLICES_MAX = 4
 APPLY_SLICE_CUSTOMERS = 64
 # Redirect rounds for events of a customer merged into another during the batch (each a trip).
-MAX_REDIRECTS = 5
+# The first goes one link, to the customer the case script names, and each later one follows
+# the whole chain: six rounds follow as many merges as five whole-chain rounds did.
+MAX_REDIRECTS = 6
 
 
 class CaseWorker:
@@ -392,24 +394,35 @@ class CaseWorker:
     async def _release_closed_cases(
         self, live: Sequence[tuple[CustomerRef, CustomerUpdate]]
     ) -> list[Outgoing]:
-        # A case closed here (folded into the survivor's case by a merge) leaves routing: its
-        # queue entry, offer and timers go, and an agent holding it gets the capacity back. Without
-        # this, agents were offered (and could accept) a case that no longer existed as such.
+        # A case closed here (folded into the survivor's case by a merge, or past its reopen
+        # window) leaves routing: its queue entry, offer and timers go, and an agent holding it
+        # gets the capacity back, offered to the waiting cases. Without this, agents were
+        # offered (and could accept) a case that no longer existed as such.
         router = self._router
         assert router is not None
         closed: dict[str, set[str]] = defaultdict(set)
         for (tenant, _), update in live:
             closed[tenant] |= closed_cases(update)
         out: list[Outgoing] = []
+        now = datetime.now(UTC)
+        retrying = self._pipeline.retry_max_backoff_s
         for tenant, case_ids in closed.items():
             if not case_ids:
                 continue
             ordered = sorted(case_ids)
-            out.extend(
-                await until_it_succeeds(
-                    lambda t=tenant, c=ordered: router.release_many(t, c),  # type: ignore[misc]
-                    what="routing.release",
-                    max_backoff_s=self._pipeline.retry_max_backoff_s,
-                )
+            released = await until_it_succeeds(
+                lambda t=tenant, c=ordered: router.store.release_many(t, c, now),  # type: ignore[misc]
+                what="routing.release",
+                max_backoff_s=retrying,
             )
+            # Retried on its own: a release run again frees nobody (its case is gone), so a
+            # drain retried together with the releases would never run.
+            if any(result.get("agent") for result in released):
+                out.extend(
+                    await until_it_succeeds(
+                        lambda t=tenant: router.drain(t, now=now),  # type: ignore[misc]
+                        what="routing.drain",
+                        max_backoff_s=retrying,
+                    )
+                )
         return out

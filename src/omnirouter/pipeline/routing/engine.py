@@ -8,7 +8,6 @@ kafka-python in the API), so the engine itself never touches Kafka.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -192,17 +191,9 @@ class RoutingEngine:
         self, tenant: str, case_id: str, now: datetime | None = None
     ) -> list[Outgoing]:
         """A case was resolved or closed: free its agent and offer them the next waiting case."""
-        return await self.release_many(tenant, [case_id], now)
-
-    async def release_many(
-        self, tenant: str, case_ids: Sequence[str], now: datetime | None = None
-    ) -> list[Outgoing]:
-        """Cases resolved or closed together: free their agents in one round trip, then offer
-        what was freed to the waiting cases once."""
         now = now or datetime.now(UTC)
-        released = await self.store.release_many(tenant, case_ids, now)
-        freed = any(result.get("agent") for result in released)
-        return await self.drain(tenant, now=now) if freed else []
+        released = await self.store.release(tenant, case_id, now)
+        return await self.drain(tenant, now=now) if released.get("agent") else []
 
     async def transfer(
         self,
