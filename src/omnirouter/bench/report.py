@@ -148,6 +148,12 @@ def markdown_table(result: Mapping[str, Any]) -> str:
             f"≤ 0.1 {mark('Redis round trips per event')}",
         ),
         (
+            "… in the backlog catch-up (batches as large as they get)",
+            _num(_get(pipeline, ("catch_up", "redis", "round_trips_per_event")), 3),
+            "—",
+            "",
+        ),
+        (
             "Redis commands per event (INFO)",
             _num(_get(p90 or {}, ("redis", "commands_per_event")), 3),
             "—",
