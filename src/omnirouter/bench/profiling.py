@@ -8,6 +8,7 @@ flamegraph.pl and speedscope read) next to ``result.json``, and summarized in th
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -115,13 +116,28 @@ class Profile:
             "--output",
             str(self.stacks_path),
         ]
-        with self._log.open("wb") as log:
-            self._process = start_tied(argv, stdout=log, stderr=subprocess.STDOUT)
+        # Its error first and alone: with RUST_BACKTRACE set, a backtrace would follow it.
+        env = {**os.environ, "RUST_BACKTRACE": "0"}
+        try:
+            with self._log.open("wb") as log:
+                self._process = start_tied(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        except OSError as exc:
+            self.error = f"py-spy did not start: {exc}"
 
     @property
     def sampling(self) -> bool:
         """py-spy has attached and says it is sampling."""
         return self._log.exists() and b"Sampling process" in self._log.read_bytes()
+
+    @property
+    def ended(self) -> bool:
+        """py-spy is not running (it never started, gave up, or its process ended)."""
+        return self._process is None or self._process.poll() is not None
+
+    @property
+    def output(self) -> str:
+        """What py-spy said (why it could not attach, when it could not)."""
+        return self._log.read_text(errors="replace").strip() if self._log.exists() else ""
 
     def finish(self, timeout_s: float = 30.0) -> dict[str, Any]:
         """Once the sampled process has ended: py-spy writes its stacks and exits (asked to,
@@ -139,8 +155,9 @@ class Profile:
                     process.wait()
         try:
             if self.error is None and not self.stacks_path.exists():
-                log = self._log.read_text(errors="replace").strip() if self._log.exists() else ""
-                self.error = f"py-spy wrote no stacks: {log[-500:] or 'no output'}"
+                # Attaching to a process that is not this one's child takes root, CAP_SYS_PTRACE
+                # or kernel.yama.ptrace_scope=0: py-spy then says "Permission denied".
+                self.error = f"py-spy wrote no stacks: {self.output[:500] or 'no output'}"
             if self.error is not None:
                 return {"error": self.error}
             stacks = self.stacks_path.read_text(encoding="utf-8", errors="replace")

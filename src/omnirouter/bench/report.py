@@ -245,8 +245,8 @@ def _profiles(profiles: Mapping[str, Mapping[str, Any]]) -> list[str]:
     lines = []
     for name, profile in profiles.items():
         lines += ["", f"Profile of `omnirouter {name}` (py-spy, its whole phase):"]
-        if profile.get("error"):
-            lines.append(f"none: {profile['error']}")
+        if profile.get("error") or not profile.get("samples"):
+            lines.append(f"none: {profile.get('error') or 'py-spy took no samples'}")
             continue
         packages = ", ".join(
             f"{entry['name']} {entry['share']:.0%}" for entry in profile.get("by_package") or []

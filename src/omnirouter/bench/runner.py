@@ -249,10 +249,13 @@ def _started(run: _Run, process: RouterProcess) -> Callable[[], Awaitable[None]]
     async def start() -> None:
         await asyncio.to_thread(process.start)
         if run.options.profile:
-            profile = Profile(process.command, process.pid)
+            # Taken back by the stopper whatever happens next, like the process itself.
+            profile = process.profile = Profile(process.command, process.pid)
             profile.start()
-            process.profile = profile
-            run.progress(f"profiling `omnirouter {process.command}` with py-spy")
+            run.progress(
+                f"profiling `omnirouter {process.command}` with py-spy"
+                + (f": {profile.error}" if profile.error else "")
+            )
 
     return start
 
@@ -262,15 +265,18 @@ def _stopper(run: _Run, whose: str, process: RouterProcess) -> Callable[[bool], 
     phase failed; its profile, if it had one, goes into the result."""
 
     def stop(failed: bool) -> None:
-        process.stop(keep_log=failed)
-        if failed:
-            run.progress(f"{whose}'s log is kept in {process.log_path}")
-        if process.profile is not None:
-            summary = run.profiles[process.command] = process.profile.finish()
-            run.progress(
-                f"profile of `omnirouter {process.command}`: "
-                + (summary.get("error") or f"{summary['samples']:,} samples")
-            )
+        profile, process.profile = process.profile, None
+        try:
+            process.stop(keep_log=failed)
+            if failed:
+                run.progress(f"{whose}'s log is kept in {process.log_path}")
+        finally:
+            if profile is not None:  # py-spy ends with its process, stopped or not
+                summary = run.profiles[process.command] = profile.finish()
+                run.progress(
+                    f"profile of `omnirouter {process.command}`: "
+                    + (summary.get("error") or f"{summary['samples']:,} samples")
+                )
 
     return stop
 

@@ -238,7 +238,7 @@ class CaseWorker:
         # backlog (identity far ahead) that is many. The script names the customer each was
         # folded into, so the first redirect goes there without asking Redis; should that one
         # be folded too, the chain is followed from there for all of them together, a round
-        # trip per link (it was per customer, and half of a backlog's case round trips).
+        # trip per link (it was per customer: half of all a backlog's round trips).
         folded = {ref: work[ref] for ref, update in updates.items() if update.folded_into}
         into = {ref: update.folded_into for ref, update in updates.items() if update.folded_into}
         for redirect in range(MAX_REDIRECTS):
