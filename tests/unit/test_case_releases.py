@@ -31,21 +31,28 @@ def _closing(*case_ids: str) -> CustomerUpdate:
 
 
 class FakeRoutingStore:
-    def __init__(self, holders: dict[str, str]) -> None:
+    def __init__(self, holders: dict[str, str], lost_replies: int = 0) -> None:
         self.holders = holders  # case_id -> the agent holding it
         self.releases: list[tuple[str, list[str]]] = []
+        self._lost_replies = lost_replies
 
     async def release_many(
         self, tenant: str, case_ids: Sequence[str], now: datetime
     ) -> list[dict[str, Any]]:
         self.releases.append((tenant, list(case_ids)))
         # As release.lua: a case released a second time has no agent any more.
-        return [{"agent": self.holders.pop(case_id, "")} for case_id in case_ids]
+        released = [{"agent": self.holders.pop(case_id, "")} for case_id in case_ids]
+        if self._lost_replies:  # Redis ran the scripts, then the connection dropped
+            self._lost_replies -= 1
+            raise RedisConnectionError("connection lost before the replies")
+        return released
 
 
 class FakeRouter:
-    def __init__(self, holders: dict[str, str], drain_failures: int = 0) -> None:
-        self.store = FakeRoutingStore(holders)
+    def __init__(
+        self, holders: dict[str, str], drain_failures: int = 0, lost_replies: int = 0
+    ) -> None:
+        self.store = FakeRoutingStore(holders, lost_replies)
         self.drains: list[str] = []
         self._drain_failures = drain_failures
 
@@ -97,6 +104,19 @@ async def test_a_failed_offer_is_retried_without_releasing_again(unique_id: str)
     )
     assert router.store.releases == [("acme", ["case_a1"])]
     assert router.drains == ["acme", "acme"]
+    assert [o.key for o in out] == ["offer-acme"]
+
+
+async def test_capacity_freed_by_a_release_whose_reply_was_lost_is_still_offered(
+    unique_id: str,
+) -> None:
+    router = FakeRouter({"case_a1": "pat"}, lost_replies=1)
+    out = await _worker(router, unique_id)._release_closed_cases(
+        [(("acme", "cus_1"), _closing("case_a1"))]
+    )
+    # The retry finds the case gone (no agent in its answer); the drain runs all the same.
+    assert router.store.releases == [("acme", ["case_a1"]), ("acme", ["case_a1"])]
+    assert router.drains == ["acme"]
     assert [o.key for o in out] == ["offer-acme"]
 
 

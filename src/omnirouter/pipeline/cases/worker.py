@@ -410,14 +410,20 @@ class CaseWorker:
             if not case_ids:
                 continue
             ordered = sorted(case_ids)
+            attempts = 0
+
+            async def release(t: str = tenant, c: list[str] = ordered) -> list[dict[str, Any]]:
+                nonlocal attempts
+                attempts += 1
+                return await router.store.release_many(t, c, now)
+
             released = await until_it_succeeds(
-                lambda t=tenant, c=ordered: router.store.release_many(t, c, now),  # type: ignore[misc]
-                what="routing.release",
-                max_backoff_s=retrying,
+                release, what="routing.release", max_backoff_s=retrying
             )
-            # Retried on its own: a release run again frees nobody (its case is gone), so a
-            # drain retried together with the releases would never run.
-            if any(result.get("agent") for result in released):
+            # A release run again frees nobody (its case is gone): after a retry, whatever the
+            # failed attempt freed is not in the answer, so the drain runs anyway. And it is
+            # retried on its own, or a failed drain would retry the releases and never run.
+            if attempts > 1 or any(result.get("agent") for result in released):
                 out.extend(
                     await until_it_succeeds(
                         lambda t=tenant: router.drain(t, now=now),  # type: ignore[misc]
