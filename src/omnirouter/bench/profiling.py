@@ -49,8 +49,9 @@ def summarize_stacks(lines: Iterable[str], *, top: int = 12) -> dict[str, Any]:
         n = int(count)
         frames = stack.split(";")
         samples += n
-        leaves[_function(frames[-1])] += n
-        packages[_package(frames[-1])] += n
+        function, package = _parsed(frames[-1])
+        leaves[function] += n
+        packages[package] += n
         for name in {_function(f) for f in frames if _OWN in f and _ENTRY not in f}:
             own[name] += n
 
@@ -71,27 +72,27 @@ def summarize_stacks(lines: Iterable[str], *, top: int = 12) -> dict[str, Any]:
 
 def _function(frame: str) -> str:
     """``function (path:line)`` without the line: one entry per function."""
-    match = _FRAME.match(frame)
-    return f"{match['function']} ({match['path']})" if match else frame
+    return _parsed(frame)[0]
 
 
-def _package(frame: str) -> str:
+def _parsed(frame: str) -> tuple[str, str]:
+    """A frame's function (without its line) and the package (or module) its file is in."""
     match = _FRAME.match(frame)
     if not match:
-        return frame or "?"
+        return frame, frame or "?"
     path = match["path"]
-    return path.split("/", 1)[0] if "/" in path else path.removesuffix(".py")
+    package = path.split("/", 1)[0] if "/" in path else path.removesuffix(".py")
+    return f"{match['function']} ({path})", package
 
 
 class Profile:
     """py-spy attached to one process until that process ends."""
 
     def __init__(self, name: str, pid: int) -> None:
-        """Sample process ``pid``, reported as ``name`` (worker, serve)."""
-        self.name = name
+        """Sample process ``pid``, named ``name`` (worker, serve) in its temporary folder."""
         self._pid = pid
         self._folder = Path(tempfile.mkdtemp(prefix=f"omnirouter-bench-profile-{name}-"))
-        self.stacks_path = self._folder / "stacks.txt"
+        self._stacks = self._folder / "stacks.txt"
         self._log = self._folder / "py-spy.log"
         self._process: subprocess.Popen[bytes] | None = None
         self.error: str | None = None
@@ -114,7 +115,7 @@ class Profile:
             "raw",
             "--nonblocking",
             "--output",
-            str(self.stacks_path),
+            str(self._stacks),
         ]
         # Its error first and alone: with RUST_BACKTRACE set, a backtrace would follow it.
         env = {**os.environ, "RUST_BACKTRACE": "0"}
@@ -154,13 +155,13 @@ class Profile:
                     process.kill()
                     process.wait()
         try:
-            if self.error is None and not self.stacks_path.exists():
+            if self.error is None and not self._stacks.exists():
                 # Attaching to a process that is not this one's child takes root, CAP_SYS_PTRACE
                 # or kernel.yama.ptrace_scope=0: py-spy then says "Permission denied".
                 self.error = f"py-spy wrote no stacks: {self.output[:500] or 'no output'}"
             if self.error is not None:
                 return {"error": self.error}
-            stacks = self.stacks_path.read_text(encoding="utf-8", errors="replace")
+            stacks = self._stacks.read_text(encoding="utf-8", errors="replace")
         finally:
             shutil.rmtree(self._folder, ignore_errors=True)
         summary = summarize_stacks(stacks.splitlines())

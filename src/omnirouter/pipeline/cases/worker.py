@@ -240,10 +240,11 @@ class CaseWorker:
         # be folded too, the chain is followed from there for all of them together, a round
         # trip per link (it was per customer: half of all a backlog's round trips).
         folded = {ref: work[ref] for ref, update in updates.items() if update.folded_into}
-        into = {ref: update.folded_into for ref, update in updates.items() if update.folded_into}
+        answered = updates  # what the last apply said of each customer, folded_into among it
         for redirect in range(MAX_REDIRECTS):
             if not folded:
                 break
+            into = {ref: answered[ref].folded_into for ref in folded}
             targets = into
             if redirect > 0:
                 targets = await until_it_succeeds(
@@ -257,7 +258,7 @@ class CaseWorker:
             again = await self._apply(redirected, outgoing)
             warn_refused(again)
             folded = {ref: redirected[ref] for ref, update in again.items() if update.folded_into}
-            into = {ref: update.folded_into for ref, update in again.items() if update.folded_into}
+            answered = again
             for ref, update in again.items():
                 if update.folded_into:
                     continue  # its earlier outcomes in this batch (if any) stay announced
