@@ -13,13 +13,32 @@ from omnirouter.bench.phases import _batches, _redis_per_event, at_fixed_rates
 
 
 def test_redis_costs_are_per_event_and_aof_rewrites_are_counted_per_step() -> None:
-    before = {"events_in": 1_000.0, "round_trips": 50.0, "commands": 30_000.0, "aof_rewrites": 4}
-    after = {"events_in": 3_000.0, "round_trips": 250.0, "commands": 92_000.0, "aof_rewrites": 6}
+    before = {
+        "events_in": 1_000.0,
+        "round_trips": 50.0,
+        "commands": 30_000.0,
+        "aof_rewrites": 4,
+        "aof_bytes": 9_000_000.0,
+    }
+    after = {
+        "events_in": 3_000.0,
+        "round_trips": 250.0,
+        "commands": 92_000.0,
+        "aof_rewrites": 6,
+        "aof_bytes": 1_000_000.0,
+    }
     measured = _redis_per_event(before, after)
     assert measured["events"] == 2_000
     assert measured["round_trips_per_event"] == 0.1
     assert measured["commands_per_event"] == 31.0
     assert measured["aof_rewrites"] == 2
+    assert "aof_bytes_per_event" not in measured  # the sizes were of two different files
+
+
+def test_aof_growth_is_per_event_in_a_step_without_a_rewrite() -> None:
+    before = {"events_in": 1_000.0, "aof_bytes": 4_000_000.0, "aof_rewrites": 3}
+    after = {"events_in": 1_500.0, "aof_bytes": 9_000_000.0, "aof_rewrites": 3}
+    assert _redis_per_event(before, after)["aof_bytes_per_event"] == 10_000
 
 
 def test_a_step_without_events_records_no_redis_costs() -> None:

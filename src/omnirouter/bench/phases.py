@@ -56,10 +56,15 @@ def _redis_counters(url: str) -> dict[str, float]:
     # An AOF rewrite forks Redis and writes its whole data set out, on the same cores as what
     # is measured, and its CPU is the child's, not redis-server's: counted, so a step that had
     # one can be told from one that did not.
-    return {
+    counters = {
         "commands": float(info["total_commands_processed"]),
         "aof_rewrites": float(info.get("aof_rewrites", 0)),
     }
+    # What each event costs Redis's persistence (and what a replica would be sent): the AOF's
+    # growth, which a rewrite resets (then not comparable, see _redis_per_event).
+    if "aof_current_size" in info:
+        counters["aof_bytes"] = float(info["aof_current_size"])
+    return counters
 
 
 async def _search(
@@ -324,13 +329,18 @@ def _redis_per_event(before: dict[str, float], after: dict[str, float]) -> dict[
     def per_event(key: str) -> float:
         return round((after.get(key, 0.0) - before.get(key, 0.0)) / events, 4)
 
-    return {
+    rewrites = int(after.get("aof_rewrites", 0.0) - before.get("aof_rewrites", 0.0))
+    measured: dict[str, Any] = {
         "events": int(events),
         "round_trips_per_event": per_event("round_trips"),
         "round_trips_per_event_by_stage": {s: per_event(f"round_trips.{s}") for s in _STAGES},
         "commands_per_event": per_event("commands"),
-        "aof_rewrites": int(after.get("aof_rewrites", 0.0) - before.get("aof_rewrites", 0.0)),
+        "aof_rewrites": rewrites,
     }
+    # A rewrite in between replaced the file the sizes were read from.
+    if rewrites == 0 and "aof_bytes" in before and "aof_bytes" in after:
+        measured["aof_bytes_per_event"] = round(per_event("aof_bytes"))
+    return measured
 
 
 def _batches(before: dict[str, float], after: dict[str, float]) -> dict[str, dict[str, float]]:

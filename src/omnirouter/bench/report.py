@@ -160,6 +160,13 @@ def markdown_table(result: Mapping[str, Any]) -> str:
             "",
         ),
         (
+            "Redis AOF bytes per event at 90% / in the catch-up (what a replica is sent too)",
+            f"{_num(_get(p90 or {}, ('redis', 'aof_bytes_per_event')), 0)} / "
+            f"{_num(_get(pipeline, ('catch_up', 'redis', 'aof_bytes_per_event')), 0)}",
+            "—",
+            "",
+        ),
+        (
             "worker wake-ups per event at 50% / 90% (its threads' sleeps, each ending in one)",
             f"{_wakeups(p50, 'worker')} / {_wakeups(p90, 'worker')}",
             f"{_wakeups(b50, 'baseline')} / {_wakeups(b90, 'baseline')}",
