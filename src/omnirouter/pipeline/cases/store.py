@@ -112,10 +112,14 @@ class RedisCaseStore:
         self._apply_source = _lua("apply.lua")
         self._apply_sha: str | None = None
         self._export = client.register_script(_lua("export.lua"))
+        ttl_s = settings.timeline_ttl_days * 86400
         config = {
             "reopen_ms": settings.reopen_window_s * 1000,
             "timeline_max": settings.timeline_max_entries,
-            "ttl_s": settings.timeline_ttl_days * 86400,
+            "ttl_s": ttl_s,
+            # A customer's keys expire ttl_s after their last activity, up to 1 % earlier: the
+            # script sets a key's expiry again only once it has run down that far (see there).
+            "ttl_refresh_below_s": ttl_s - ttl_s // 100,
             "context_n": settings.context_entries,
             "story_max": settings.story_max_fragments,
             "contacts_window_ms": settings.repeat_contact_window_days * 86_400_000,

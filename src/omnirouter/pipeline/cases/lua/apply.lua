@@ -618,8 +618,15 @@ if overflow > 0 then
   call_list('HDEL', KEYS[9], old)  -- in slices: a fold can trim thousands at once
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', latest - cfg.contacts_window_ms * 4)
-for k = 1, 9 do
-  if k ~= 2 and k ~= 1 then redis.call('EXPIRE', KEYS[k], cfg.ttl_s) end
+-- Expiry (all but state and cases): set again only once a key's time to live has run down
+-- by more than a hundredth of it, or is longer than the setting now says. Each EXPIRE is a
+-- write that goes to the AOF and to replicas: on every call it was a seventh of what the
+-- pipeline wrote there.
+for k = 3, 9 do
+  local left = redis.call('TTL', KEYS[k])
+  if left == -1 or (left >= 0 and (left < cfg.ttl_refresh_below_s or left > cfg.ttl_s)) then
+    redis.call('EXPIRE', KEYS[k], cfg.ttl_s)
+  end
 end
 
 local newest = redis.call('ZREVRANGE', KEYS[7], 0, 0, 'WITHSCORES')
