@@ -47,11 +47,14 @@ if st[4] then
           {}, {}, {}, {}}
 end
 local state = {open_case = st[2], last_case = st[3]}
+-- Unchanged values are not written again: every write goes to the AOF and to replicas.
 local function state_set(field, value)
+  if state[field] == value then return end
   redis.call('HSET', KEYS[1], field, value)
   state[field] = value
 end
 local function state_del(field)
+  if not state[field] then return end
   redis.call('HDEL', KEYS[1], field)
   state[field] = false
 end
