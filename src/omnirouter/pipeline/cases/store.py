@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
 
 from omnirouter.pipeline.cases.lifecycle import transition_table
+from omnirouter.pipeline.scripts import ScriptCall, run_pipelined
 from omnirouter.redis_keys import CustomerCaseKeys
 from omnirouter.settings import CaseSettings
 
@@ -109,8 +109,7 @@ class RedisCaseStore:
         """Use ``client``; keys start with ``key_prefix``; limits come from ``settings``."""
         self._client = client
         self._prefix = key_prefix
-        self._apply_source = _lua("apply.lua")
-        self._apply_sha: str | None = None
+        self._apply = client.register_script(_lua("apply.lua"))
         self._export = client.register_script(_lua("export.lua"))
         ttl_s = settings.timeline_ttl_days * 86400
         config = {
@@ -147,37 +146,17 @@ class RedisCaseStore:
         if not work:
             return {}
         refs = list(work)
-        calls = []
+        calls: list[ScriptCall] = []
         for tenant, customer_id in refs:
             payload = {
                 "customer_id": customer_id,
                 "tenant": tenant,
                 "entries": list(work[(tenant, customer_id)]),
             }
-            calls.append((self.keys(tenant, customer_id).script_keys(), orjson.dumps(payload)))
-        try:
-            raw = await self._evalsha_all(calls)
-        except NoScriptError:
-            # Redis restarted, or a cluster node failed over to a replica that never loaded it,
-            # and lost its script cache: load it on every master and go again.
-            # Safe to repeat: a script that did run made its entries replays.
-            self._apply_sha = None
-            raw = await self._evalsha_all(calls)
+            keys = self.keys(tenant, customer_id).script_keys()
+            calls.append((keys, (orjson.dumps(payload), self._config_json)))
+        raw = await run_pipelined(self._client, self._apply, calls)
         return {ref: _update(r) for ref, r in zip(refs, raw, strict=True)}
-
-    async def _evalsha_all(self, calls: list[tuple[list[str], bytes]]) -> list[Any]:
-        # EVALSHA straight into the pipeline: redis-py's Script objects would add a
-        # SCRIPT EXISTS round trip to every pipeline.
-        if self._apply_sha is None:
-            self._apply_sha = str(await self._client.script_load(self._apply_source))
-        async with self._client.pipeline(transaction=False) as pipe:
-            for keys, payload in calls:
-                # As a raw command: redis-py's cluster pipeline refuses its evalsha() method, but
-                # sends EVALSHA to the node of its keys' slot (one slot per call, see redis_keys).
-                pipe.execute_command(
-                    "EVALSHA", self._apply_sha, len(keys), *keys, payload, self._config_json
-                )
-            return list(await pipe.execute())
 
     async def export(self, tenant: str, absorbed_id: str, survivor_id: str) -> dict[str, Any]:
         """Mark ``absorbed_id`` folded into ``survivor_id`` and return what it hands over."""
@@ -192,21 +171,11 @@ class RedisCaseStore:
         round trip (each script on its absorbed customer's slot)."""
         if not merges:
             return []
-
-        async def run() -> list[Any]:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for tenant, absorbed_id, survivor_id in merges:
-                    keys = self.keys(tenant, absorbed_id).script_keys()
-                    sha = self._export.sha
-                    pipe.execute_command("EVALSHA", sha, len(keys), *keys, survivor_id)
-                return list(await pipe.execute())
-
-        try:
-            raw = await run()
-        except NoScriptError:
-            # Lost script cache (restart, failover): export is idempotent, so all go again.
-            await self._client.script_load(self._export.script)
-            raw = await run()
+        calls: list[ScriptCall] = [
+            (self.keys(tenant, absorbed_id).script_keys(), (survivor_id,))
+            for tenant, absorbed_id, survivor_id in merges
+        ]
+        raw = await run_pipelined(self._client, self._export, calls)
         return [orjson.loads(r) for r in raw]
 
     async def current_customer(self, tenant: str, customer_id: str) -> str:

@@ -11,10 +11,10 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
 
 from omnirouter.events import Channel
 from omnirouter.pipeline.routing.decide import AgentState, RoutingRequest
+from omnirouter.pipeline.scripts import ScriptCall, run_pipelined
 from omnirouter.redis_keys import RoutingKeys, routing_tenants_key
 
 
@@ -156,43 +156,19 @@ class RoutingStore:
     async def route_many(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
         """Offer or queue many cases, in order, in one pipelined round trip: (tenant, payload)
         pairs as for ``route``; each script stays atomic on its tenant's hash slot."""
-        return await self._run_many(self._route, "route.lua", calls)
+        return await self._run_many(self._route, calls)
 
     async def _run_many(
-        self, script: AsyncScript, name: str, calls: Sequence[tuple[str, dict[str, Any]]]
+        self, script: AsyncScript, calls: Sequence[tuple[str, dict[str, Any]]]
     ) -> list[dict[str, Any]]:
         """Run ``script`` once per (tenant, payload), in order, in one pipelined round trip."""
         if not calls:
             return []
-        commands = []
+        script_calls: list[ScriptCall] = []
         for tenant, payload in calls:
             keys = self.keys(tenant)
-            script_keys = keys.script_keys()
-            commands.append((script_keys, [keys.queue_stem, orjson.dumps(payload)]))
-        replies: list[Any] = [None] * len(commands)
-        todo = list(range(len(commands)))
-        for _ in range(2):
-            # EVALSHA straight into the pipeline (redis-py's Script adds a SCRIPT EXISTS trip);
-            # a script cache lost by a restart or failover fails those calls unrun: load, redo.
-            async with self.client.pipeline(transaction=False) as pipe:
-                for i in todo:
-                    names, args = commands[i]
-                    pipe.execute_command("EVALSHA", script.sha, len(names), *names, *args)
-                results = await pipe.execute(raise_on_error=False)
-            missing = []
-            for i, result in zip(todo, results, strict=True):
-                if isinstance(result, NoScriptError):
-                    missing.append(i)
-                elif isinstance(result, Exception):
-                    raise result
-                else:
-                    replies[i] = result
-            if not missing:
-                break
-            await self.client.script_load(script.script)
-            todo = missing
-        else:
-            raise NoScriptError(f"{name} is not in the script cache after loading it")
+            script_calls.append((keys.script_keys(), (keys.queue_stem, orjson.dumps(payload))))
+        replies = await run_pipelined(self.client, script, script_calls)
         return [orjson.loads(raw) for raw in replies]
 
     async def mark_announced(self, causes: Mapping[str, Mapping[str, str]]) -> None:
@@ -228,7 +204,7 @@ class RoutingStore:
     ) -> list[dict[str, Any]]:
         """``release`` for each case, in order, in one pipelined round trip."""
         calls = [(tenant, {"case_id": case_id, "now": millis(now)}) for case_id in case_ids]
-        return await self._run_many(self._release, "release.lua", calls)
+        return await self._run_many(self._release, calls)
 
     async def assign(
         self, tenant: str, case_id: str, agent_id: str, channel: str, queue: str, now: datetime

@@ -1,0 +1,92 @@
+"""The stores' pipelined scripts keep working on a Redis that lost its script cache (a restart,
+a failover to a replica that never loaded them), on real Redis: each call runs exactly once, and
+an error one call gets is raised, not mistaken for a lost script."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from omnirouter.devstack import StackAddresses
+from omnirouter.events import ResolvedInteraction
+from omnirouter.pipeline.cases.entries import inbound_entry
+from omnirouter.pipeline.cases.store import RedisCaseStore
+from omnirouter.pipeline.routing.store import RoutingStore
+from omnirouter.pipeline.scripts import run_pipelined
+from omnirouter.settings import CaseSettings
+from support.events import identifier, inbound
+from support.stack import async_redis
+
+pytestmark = pytest.mark.integration
+
+# Counts its runs on its key; refuses (an error reply, as a script's own check would) on "no".
+COUNTING = """
+if ARGV[1] == 'no' then return redis.error_reply('refused ' .. KEYS[1]) end
+return redis.call('INCR', KEYS[1])
+"""
+T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def client(stack: StackAddresses) -> AsyncIterator[aioredis.Redis]:
+    redis = async_redis(stack.redis_url)
+    yield redis
+    await redis.aclose()
+
+
+async def test_calls_refused_for_a_lost_script_run_once_after_it_is_loaded(
+    client: aioredis.Redis, redis_prefix: str
+) -> None:
+    script = client.register_script(COUNTING)
+    keys = [f"{redis_prefix}:{{a}}", f"{redis_prefix}:{{b}}", f"{redis_prefix}:{{c}}"]
+    await client.script_flush()
+    replies = await run_pipelined(client, script, [([key], ("yes",)) for key in keys])
+    assert replies == [1, 1, 1]
+    assert await client.script_exists(script.sha) == [True]
+    assert [int(await client.get(key)) for key in keys] == [1, 1, 1]
+
+
+async def test_an_error_a_call_gets_is_raised_after_the_others_ran(
+    client: aioredis.Redis, redis_prefix: str
+) -> None:
+    script = client.register_script(COUNTING)
+    ok, refused, also_ok = (f"{redis_prefix}:{{{name}}}" for name in "xyz")
+    with pytest.raises(ResponseError, match="refused"):
+        await run_pipelined(
+            client, script, [([ok], ("yes",)), ([refused], ("no",)), ([also_ok], ("yes",))]
+        )
+    assert [await client.get(key) for key in (ok, refused, also_ok)] == [b"1", None, b"1"]
+
+
+async def test_the_case_and_routing_stores_load_their_scripts_again(
+    client: aioredis.Redis, redis_prefix: str
+) -> None:
+    cases = RedisCaseStore(client, key_prefix=redis_prefix, settings=CaseSettings())
+    routing = RoutingStore(client, key_prefix=redis_prefix)
+    email = identifier("email", "lost.cache@example.com")
+    resolved = ResolvedInteraction(
+        occurred_at=T0,
+        customer_id="cus_lost_cache",
+        interaction=inbound("email", email, at=T0),
+        is_new_customer=True,
+        identifiers=(email,),
+    )
+    entry = inbound_entry(resolved, CaseSettings().intent_rules)
+
+    await client.script_flush()
+    update = (await cases.apply({("default", "cus_lost_cache"): [entry]}))[
+        ("default", "cus_lost_cache")
+    ]
+    assert update.outcomes[0].opened
+
+    await client.script_flush()
+    (exported,) = await cases.export_many([("default", "cus_lost_cache", "cus_survivor")])
+    assert exported["open_case"] == update.outcomes[0].opened
+
+    await client.script_flush()
+    released = await routing.release_many("default", ["case_never_routed"], T0)
+    assert [r["agent"] for r in released] == [""]  # nobody held it
