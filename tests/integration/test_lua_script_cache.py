@@ -1,17 +1,19 @@
 """The stores' pipelined scripts keep working on a Redis that lost its script cache (a restart,
-a failover to a replica that never loaded them), on real Redis: each call runs exactly once, and
-an error one call gets is raised, not mistaken for a lost script."""
+a failover to a replica that never loaded them), on a real redis-server of the test's own (its
+cache is flushed, which would disturb other tests sharing a server): each call runs exactly
+once, and an error one call gets is raised, not mistaken for a lost script."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from omnirouter.devstack import StackAddresses
+from omnirouter.devstack.redis import start_redis
 from omnirouter.events import ResolvedInteraction
 from omnirouter.pipeline.cases.entries import inbound_entry
 from omnirouter.pipeline.cases.store import RedisCaseStore
@@ -19,7 +21,6 @@ from omnirouter.pipeline.routing.store import RoutingStore
 from omnirouter.pipeline.scripts import run_pipelined
 from omnirouter.settings import CaseSettings
 from support.events import identifier, inbound
-from support.stack import async_redis
 
 pytestmark = pytest.mark.integration
 
@@ -29,20 +30,26 @@ if ARGV[1] == 'no' then return redis.error_reply('refused ' .. KEYS[1]) end
 return redis.call('INCR', KEYS[1])
 """
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+BASE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "redis" / "redis.conf"
 
 
 @pytest.fixture
-async def client(stack: StackAddresses) -> AsyncIterator[aioredis.Redis]:
-    redis = async_redis(stack.redis_url)
-    yield redis
-    await redis.aclose()
+async def client(tmp_path: Path) -> AsyncIterator[aioredis.Redis]:
+    """A client of a redis-server of this test's own."""
+    server = start_redis(BASE_CONFIG, tmp_path / "redis", timeout_s=30.0, tie_to_parent=True)
+    redis = aioredis.Redis.from_url(server.url)
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+        server.stop()
 
 
 async def test_calls_refused_for_a_lost_script_run_once_after_it_is_loaded(
-    client: aioredis.Redis, redis_prefix: str
+    client: aioredis.Redis,
 ) -> None:
     script = client.register_script(COUNTING)
-    keys = [f"{redis_prefix}:{{a}}", f"{redis_prefix}:{{b}}", f"{redis_prefix}:{{c}}"]
+    keys = ["runs:{a}", "runs:{b}", "runs:{c}"]
     await client.script_flush()
     replies = await run_pipelined(client, script, [([key], ("yes",)) for key in keys])
     assert replies == [1, 1, 1]
@@ -51,10 +58,10 @@ async def test_calls_refused_for_a_lost_script_run_once_after_it_is_loaded(
 
 
 async def test_an_error_a_call_gets_is_raised_after_the_others_ran(
-    client: aioredis.Redis, redis_prefix: str
+    client: aioredis.Redis,
 ) -> None:
     script = client.register_script(COUNTING)
-    ok, refused, also_ok = (f"{redis_prefix}:{{{name}}}" for name in "xyz")
+    ok, refused, also_ok = (f"runs:{{{name}}}" for name in "xyz")
     with pytest.raises(ResponseError, match="refused"):
         await run_pipelined(
             client, script, [([ok], ("yes",)), ([refused], ("no",)), ([also_ok], ("yes",))]
@@ -63,10 +70,10 @@ async def test_an_error_a_call_gets_is_raised_after_the_others_ran(
 
 
 async def test_the_case_and_routing_stores_load_their_scripts_again(
-    client: aioredis.Redis, redis_prefix: str
+    client: aioredis.Redis,
 ) -> None:
-    cases = RedisCaseStore(client, key_prefix=redis_prefix, settings=CaseSettings())
-    routing = RoutingStore(client, key_prefix=redis_prefix)
+    cases = RedisCaseStore(client, key_prefix="omni", settings=CaseSettings())
+    routing = RoutingStore(client, key_prefix="omni")
     email = identifier("email", "lost.cache@example.com")
     resolved = ResolvedInteraction(
         occurred_at=T0,

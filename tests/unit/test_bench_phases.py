@@ -41,6 +41,18 @@ def test_aof_growth_is_per_event_in_a_step_without_a_rewrite() -> None:
     assert _redis_per_event(before, after)["aof_bytes_per_event"] == 10_000
 
 
+@pytest.mark.parametrize("end", ["before", "after"])
+def test_no_aof_growth_is_reported_with_a_rewrite_under_way_at_either_end(end: str) -> None:
+    # Redis counts a rewrite when it starts and replaces the file when it finishes: one that
+    # started in the step before finishes in this one, with the count unchanged.
+    samples = {
+        "before": {"events_in": 1_000.0, "aof_bytes": 4_000_000.0, "aof_rewrites": 3},
+        "after": {"events_in": 1_500.0, "aof_bytes": 1_000_000.0, "aof_rewrites": 3},
+    }
+    samples[end]["aof_rewriting"] = 1.0
+    assert "aof_bytes_per_event" not in _redis_per_event(samples["before"], samples["after"])
+
+
 def test_a_step_without_events_records_no_redis_costs() -> None:
     assert _redis_per_event({"events_in": 5.0}, {"events_in": 5.0}) == {}
 

@@ -60,10 +60,12 @@ def _redis_counters(url: str) -> dict[str, float]:
         "commands": float(info["total_commands_processed"]),
         "aof_rewrites": float(info.get("aof_rewrites", 0)),
     }
-    # What each event costs Redis's persistence (and what a replica would be sent): the AOF's
-    # growth, which a rewrite resets (then not comparable, see _redis_per_event).
+    # What each event costs Redis's persistence (about what a replica is sent, too): the AOF's
+    # growth. A rewrite replaces the file when it finishes (aof_rewrites counts it when it
+    # starts), so a window with one under way at either end is not comparable either.
     if "aof_current_size" in info:
         counters["aof_bytes"] = float(info["aof_current_size"])
+        counters["aof_rewriting"] = float(info.get("aof_rewrite_in_progress", 0))
     return counters
 
 
@@ -337,8 +339,12 @@ def _redis_per_event(before: dict[str, float], after: dict[str, float]) -> dict[
         "commands_per_event": per_event("commands"),
         "aof_rewrites": rewrites,
     }
-    # A rewrite in between replaced the file the sizes were read from.
-    if rewrites == 0 and "aof_bytes" in before and "aof_bytes" in after:
+    # Only between two sizes of the same file: no rewrite started in between, and none was
+    # under way at either end (it would replace the file when it finishes).
+    comparable = (
+        rewrites == 0 and not before.get("aof_rewriting") and not after.get("aof_rewriting")
+    )
+    if comparable and "aof_bytes" in before and "aof_bytes" in after:
         measured["aof_bytes_per_event"] = round(per_event("aof_bytes"))
     return measured
 

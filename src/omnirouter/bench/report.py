@@ -160,7 +160,7 @@ def markdown_table(result: Mapping[str, Any]) -> str:
             "",
         ),
         (
-            "Redis AOF bytes per event at 90% / in the catch-up (what a replica is sent too)",
+            "Redis AOF bytes per event at 90% / in the catch-up (about what a replica is sent)",
             f"{_num(_get(p90 or {}, ('redis', 'aof_bytes_per_event')), 0)} / "
             f"{_num(_get(pipeline, ('catch_up', 'redis', 'aof_bytes_per_event')), 0)}",
             "—",

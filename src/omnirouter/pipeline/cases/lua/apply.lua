@@ -623,7 +623,7 @@ end
 redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', latest - cfg.contacts_window_ms * 4)
 -- Expiry (all but state and cases): set again only once a key's time to live has run down
 -- by more than a hundredth of it, or is longer than the setting now says. Each EXPIRE is a
--- write that goes to the AOF and to replicas: on every call it was a seventh of what the
+-- write that goes to the AOF and to replicas: on every call it was an eighth of what the
 -- pipeline wrote there.
 for k = 3, 9 do
   local left = redis.call('TTL', KEYS[k])
