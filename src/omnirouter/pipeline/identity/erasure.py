@@ -58,6 +58,7 @@ from omnirouter.events import (
     topic_spec,
 )
 from omnirouter.pipeline.identity.operations import EventPublisher
+from omnirouter.pipeline.scripts import ScriptCall, run_pipelined
 from omnirouter.redis_keys import (
     ChatKeys,
     CustomerCaseKeys,
@@ -311,13 +312,14 @@ class StateErasure:
 
     async def _case_state(self, tenant: str, person: _Person, flag: str) -> None:
         """Each customer's case keys: one script on its own slot, all in one round trip."""
-        sha = await self._client.script_load(self._cases.script)
-        async with self._client.pipeline(transaction=False) as pipe:
-            for customer in person.customers:
-                keys = CustomerCaseKeys(self._prefix, tenant, customer).script_keys()
-                # Raw: redis-py's cluster pipeline refuses evalsha() but routes EVALSHA by key.
-                pipe.execute_command("EVALSHA", sha, len(keys), *keys, flag, ERASED_MARKER_TTL_S)
-            results = await pipe.execute()
+        calls: list[ScriptCall] = [
+            (
+                CustomerCaseKeys(self._prefix, tenant, customer).script_keys(),
+                (flag, ERASED_MARKER_TTL_S),
+            )
+            for customer in person.customers
+        ]
+        results = await run_pipelined(self._client, self._cases, calls)
         seen_cases: set[str] = set()
         for raw in results:
             data = orjson.loads(raw)
