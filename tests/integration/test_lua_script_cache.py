@@ -37,11 +37,13 @@ BASE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "redis" / "redis.
 async def client(tmp_path: Path) -> AsyncIterator[aioredis.Redis]:
     """A client of a redis-server of this test's own."""
     server = start_redis(BASE_CONFIG, tmp_path / "redis", timeout_s=30.0, tie_to_parent=True)
-    redis = aioredis.Redis.from_url(server.url)
     try:
-        yield redis
+        redis = aioredis.Redis.from_url(server.url)
+        try:
+            yield redis
+        finally:
+            await redis.aclose()
     finally:
-        await redis.aclose()
         server.stop()
 
 
