@@ -1,5 +1,6 @@
 """A Redis Cluster master fails over while the identity and case workers process a stream:
-afterwards every event is exactly once on its customer's timeline, in the order it was sent.
+afterwards every event is exactly once on its customer's timeline, in the order it was sent;
+and a master without the scripts (as a promoted replica starts) gets them back.
 
 The master that goes is the one holding the tenant's identity slot, which every event passes
 through. Once gracefully (``CLUSTER FAILOVER`` on its replica: no write is lost by Redis) and
@@ -24,6 +25,7 @@ from omnirouter.connections import create_producer
 from omnirouter.devstack import StackAddresses
 from omnirouter.devstack.redis_cluster import RedisClusterStack
 from omnirouter.events import DEFAULT_TENANT, encode, topic_spec
+from omnirouter.pipeline.scripts import run_pipelined
 from omnirouter.redis_keys import CustomerCaseKeys, IdentityKeys
 from omnirouter.security import redis_client, redis_sync_client
 from omnirouter.settings import RedisSettings
@@ -170,3 +172,42 @@ async def test_every_event_once_and_in_order_across_a_master_failover(
     for customer, sequence in timelines.items():
         # Exactly once each (nothing lost, nothing duplicated) and in the order sent.
         assert sequence == list(range(MESSAGES)), f"customer {customer}: {sequence}"
+
+
+# Counts its runs on its key.
+_COUNTING = "return redis.call('INCR', KEYS[1])"
+
+
+async def test_a_master_without_the_scripts_runs_only_its_own_calls_again(
+    redis_cluster: RedisClusterStack, unique_id: str
+) -> None:
+    """A master that has no scripts (a replica promoted by a failover, a restarted node) refuses
+    its calls of a pipeline unrun: the script is loaded on every master and only those calls go
+    again, so each call runs exactly once (``pipeline.scripts.run_pipelined``)."""
+    url = redis_cluster.up()  # whole again if an earlier test left a node down
+    masters = redis_cluster.masters()
+    keys: dict[int, str] = {}  # one key on each master
+    n = 0
+    while len(keys) < len(masters):
+        key = f"lost-script:{unique_id}:{{{n}}}"
+        keys.setdefault(redis_cluster.master_of_slot(key_slot(key.encode())), key)
+        n += 1
+    client = redis_client(CLUSTER, url)
+    try:
+        script = client.register_script(_COUNTING)
+        await client.script_load(_COUNTING)  # on every master
+        forgetful = redis_sync_client(RedisSettings(), f"redis://127.0.0.1:{masters[0]}/0")
+        try:
+            forgetful.script_flush()
+            assert forgetful.script_exists(script.sha) == [False]
+        finally:
+            forgetful.close()
+
+        replies = await run_pipelined(client, script, [([key], ()) for key in keys.values()])
+
+        assert replies == [1] * len(keys)
+        assert [int(await client.get(key)) for key in keys.values()] == [1] * len(keys)
+        assert await client.script_exists(script.sha) == [True]  # on every master again
+    finally:
+        await client.delete(*keys.values())
+        await client.aclose()
