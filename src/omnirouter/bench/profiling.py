@@ -52,7 +52,7 @@ def summarize_stacks(lines: Iterable[str], *, top: int = 12) -> dict[str, Any]:
         function, package = _parsed(frames[-1])
         leaves[function] += n
         packages[package] += n
-        for name in {_function(f) for f in frames if _OWN in f and _ENTRY not in f}:
+        for name in {_parsed(f)[0] for f in frames if _OWN in f and _ENTRY not in f}:
             own[name] += n
 
     def shares(counter: Counter[str]) -> list[dict[str, Any]]:
@@ -70,13 +70,9 @@ def summarize_stacks(lines: Iterable[str], *, top: int = 12) -> dict[str, Any]:
     }
 
 
-def _function(frame: str) -> str:
-    """``function (path:line)`` without the line: one entry per function."""
-    return _parsed(frame)[0]
-
-
 def _parsed(frame: str) -> tuple[str, str]:
-    """A frame's function (without its line) and the package (or module) its file is in."""
+    """A frame's function as ``function (path)``, without its line (one entry per function), and
+    the package (or module) its file is in."""
     match = _FRAME.match(frame)
     if not match:
         return frame, frame or "?"

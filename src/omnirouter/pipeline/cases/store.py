@@ -160,11 +160,7 @@ class RedisCaseStore:
 
     async def export(self, tenant: str, absorbed_id: str, survivor_id: str) -> dict[str, Any]:
         """Mark ``absorbed_id`` folded into ``survivor_id`` and return what it hands over."""
-        raw = await self._export(
-            keys=self.keys(tenant, absorbed_id).script_keys(), args=[survivor_id]
-        )
-        data: dict[str, Any] = orjson.loads(raw)
-        return data
+        return (await self.export_many([(tenant, absorbed_id, survivor_id)]))[0]
 
     async def export_many(self, merges: Sequence[tuple[str, str, str]]) -> list[dict[str, Any]]:
         """``export`` for each (tenant, absorbed_id, survivor_id), in order, in one pipelined
