@@ -210,23 +210,59 @@ def test_without_context_switches_a_cpu_window_reports_cpu_and_memory_only() -> 
     assert set(entry) == {"cpu_cores", "system_cores", "rss_mib"}
 
 
+# A child that, once told to go, spends 0.3 s of CPU on one kind of work, says so, and stays
+# alive (so its figures can still be read) until its stdin closes.
+_BUSY_CHILD = """
+import sys, time
+work = sys.argv[1]
+zeros = open("/dev/zero", "rb", buffering=0)
+buffer = bytearray(1 << 20)
+print("ready", flush=True)
+sys.stdin.readline()
+until = time.process_time() + 0.3
+while time.process_time() < until:
+    if work == "reading":
+        zeros.readinto(buffer)
+    else:
+        sum(range(10_000))
+print("done", flush=True)
+sys.stdin.read()
+"""
+
+
+def _busy_child(work: str) -> dict[str, float]:
+    """The CPU window over a child process doing ``work`` and nothing else.
+
+    A child of its own, not this process: a pytest worker may have threads of its own or of
+    earlier tests (clients' I/O threads) whose CPU would colour the split.
+    """
+    child = subprocess.Popen(
+        [sys.executable, "-c", _BUSY_CHILD, work],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        window = CpuWindow({"child": ProcessSampler(child.pid)})
+        window.open()
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "done"
+        return window.close()["child"]
+    finally:
+        child.stdin.close()
+        child.wait(timeout=30)
+        child.stdout.close()
+
+
 @linux_only
 def test_a_cpu_window_tells_the_kernels_part_of_the_cpu() -> None:
     """Reading /dev/zero is nearly all kernel work (zeroing and copying), summing numbers all
     user work: each shows as such in the window's system cores."""
-    chunk = 1 << 20
-
-    def busy(work: Callable[[], object], cpu_s: float = 0.3) -> dict[str, float]:
-        window = CpuWindow({"bench": ProcessSampler(os.getpid())})
-        window.open()
-        until = time.process_time() + cpu_s
-        while time.process_time() < until:
-            work()
-        return window.close()["bench"]
-
-    with open("/dev/zero", "rb", buffering=0) as zeros:
-        reading = busy(lambda: zeros.read(chunk))
-    summing = busy(lambda: sum(range(10_000)))
+    reading = _busy_child("reading")
+    summing = _busy_child("summing")
     assert reading["system_cores"] > 0.5 * reading["cpu_cores"]
     assert summing["system_cores"] < 0.5 * summing["cpu_cores"]
 
