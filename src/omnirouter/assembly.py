@@ -134,19 +134,21 @@ async def run_workers(
         busy_from_records_per_s=math.inf,
     )
     DispatcherWorker(dispatcher_app, client, settings=settings)
-    metrics = serve_worker_metrics(settings)
-    await app.start()
-    await dispatcher_app.start()
-    log.info("workers started", workers=["identity", "cases", "routing", "dispatcher"])
-    _mark_ready(ready_file)
-    try:
+    # Whatever started is stopped, last first, however the rest goes: a dispatcher that cannot
+    # start must not leave the pipeline's app consuming, committing and holding its partitions
+    # while the process reports the failure.
+    async with contextlib.AsyncExitStack() as running:
+        running.push_async_callback(client.aclose)
+        metrics = serve_worker_metrics(settings)
+        running.push_async_callback(asyncio.to_thread, metrics.stop)
+        for faust_app in (app, dispatcher_app):
+            # Registered before the start, so that a start failing half way is undone too.
+            running.push_async_callback(faust_app.stop)
+            await faust_app.start()
+        log.info("workers started", workers=["identity", "cases", "routing", "dispatcher"])
+        _mark_ready(ready_file)
         await stop.wait()
-    finally:
-        await dispatcher_app.stop()
-        await app.stop()
-        await asyncio.to_thread(metrics.stop)
-        await client.aclose()
-        log.info("workers stopped")
+    log.info("workers stopped")
 
 
 async def serve_http(
