@@ -159,6 +159,11 @@ class CustomerCaseKeys:
         """HASH case_id -> case document (JSON), every case of the customer."""
         return f"{self.tag}:cases"
 
+    @staticmethod
+    def every_customers_cases(prefix: str) -> str:
+        """SCAN pattern matching the ``cases`` hash of every customer of every tenant."""
+        return f"{{{_glob_escape(prefix)}:cus:*}}:cases"
+
     @property
     def timeline(self) -> str:
         """LIST of timeline entries (JSON), oldest first, capped and expiring."""

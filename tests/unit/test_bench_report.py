@@ -180,12 +180,20 @@ def test_the_pipeline_at_fixed_rates_gets_a_table_of_its_own() -> None:
                 "cpu_ms_per_event": {"worker": 14.0},
                 "wakeups_per_event": {"worker": 6.04},
                 "redis": {"round_trips_per_event": 2.4278},
+                "cases": {
+                    "interactions_per_case": 3.04,
+                    "interactions_p90": 5,
+                    "document_bytes": 1885,
+                },
             }
         ]
     }
     table = markdown_table(result)
     assert "The pipeline at fixed rates" in table
-    assert "| 25 | 25 | 19.1 / 55.4 | 0.35 | 0.02 | 14.00 | 6.0 | 2.428 |" in table.splitlines()
+    assert (
+        "| 25 | 25 | 19.1 / 55.4 | 0.35 | 0.02 | 14.00 | 6.0 | 2.428 | 3.0 (p90 5; 1,885 B) |"
+        in table.splitlines()
+    )
     assert "fixed rates" not in markdown_table(_result())
 
 
@@ -229,3 +237,22 @@ def test_the_table_says_what_the_same_python_cost_back_to_back_and_after_a_sleep
         "after a 20 ms sleep (before its phases; see bench.host)."
     ) in markdown_table(result)
     assert "small piece of Python" not in markdown_table(_result())
+
+
+def test_the_table_says_how_long_the_measured_cases_had_grown() -> None:
+    """Interactions per case and document bytes after the 50 % and 90 % steps and the
+    catch-up, each where it was sampled; a dash where it was not."""
+    result = _result()
+    result["pipeline"]["at_50"]["cases"] = {
+        "interactions_per_case": 21.47,
+        "interactions_p90": 30,
+        "document_bytes": 3120,
+    }
+    result["pipeline"]["at_90"]["cases"] = {}
+    result["pipeline"]["catch_up"]["cases"] = {
+        "interactions_per_case": 40.0,
+        "interactions_p90": 71,
+        "document_bytes": 5433.0,
+    }
+    row = next(line for line in markdown_table(result).splitlines() if "per case" in line)
+    assert "| 21.5 (p90 30; 3,120 B) / — / 40.0 (p90 71; 5,433 B) | — |" in row

@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from omnirouter.bench.cases import sample_cases
 from omnirouter.bench.gateway import SignedWebhooks, offer_webhooks
 from omnirouter.bench.http import KeepAlivePool
 from omnirouter.bench.loadgen import GeneratorHandle, StepReport
@@ -130,8 +131,11 @@ class KafkaPhase:
         progress: Callable[[str], None],
         metrics_url: str | None = None,
         redis_url: str | None = None,
+        case_key_prefix: str | None = None,
     ) -> None:
-        """Prepare the phase; nothing is sent until :meth:`prime` or a step."""
+        """Prepare the phase; nothing is sent until :meth:`prime` or a step. With
+        ``case_key_prefix`` (and ``redis_url``), each step samples the cases under it once its
+        events are out."""
         self.name = name
         self._options = options
         self._generator = generator
@@ -141,6 +145,7 @@ class KafkaPhase:
         self._progress = progress
         self._metrics_url = metrics_url
         self._redis_url = redis_url
+        self._case_key_prefix = case_key_prefix
         self._step = 0
 
     def _plan(self, rate: float, warmup_s: float, steady_s: float) -> StepPlan:
@@ -205,6 +210,7 @@ class KafkaPhase:
             latency=summarize_latencies(track.latencies_s).as_dict(),
             redis=_redis_per_event(before, after),
             batches=_batches(before, after),
+            cases=await self._cases(),
         )
         self._progress(
             f"{self.name} catch-up: {entry['received']:,} events in {entry['elapsed_s']:.1f} s, "
@@ -270,6 +276,7 @@ class KafkaPhase:
             "processes": processes,
             "redis": _redis_per_event(before, after),
             "batches": _batches(before, after),
+            "cases": await self._cases(),
         }
         self._progress(
             f"{self.name} {label}: {rate:,.0f}/s offered, {delivered:,.0f}/s out, "
@@ -277,6 +284,13 @@ class KafkaPhase:
             f" → {'sustainable' if sustainable else 'NOT sustainable'}"
         )
         return entry
+
+    async def _cases(self) -> dict[str, Any]:
+        # After the drain, outside the measured window: reading a few hundred documents would
+        # otherwise be Redis work of the bench's own inside it.
+        if self._redis_url is None or self._case_key_prefix is None:
+            return {}
+        return await asyncio.to_thread(sample_cases, self._redis_url, self._case_key_prefix)
 
     async def _drain(self, *, timeout_s: float, track: StepTrack | None = None) -> bool:
         # Polls a condition with a deadline: every step's events out (or only ``track``'s), or

@@ -83,6 +83,17 @@ def _wakeups(run: Any, name: str) -> str:
     return _num(per_event.get(name), 2)
 
 
+def _cases(run: Any) -> str:
+    """Interactions per case and document bytes of the cases a step sampled."""
+    cases = _get(run or {}, ("cases",)) or {}
+    if not cases:
+        return "—"
+    return (
+        f"{_num(cases.get('interactions_per_case'), 1)} (p90 {_num(cases.get('interactions_p90'))};"
+        f" {_num(cases.get('document_bytes'))} B)"
+    )
+
+
 def _catch_up(phase: Mapping[str, Any], name: str) -> str:
     run = phase.get("catch_up") or {}
     if not run:
@@ -163,6 +174,13 @@ def markdown_table(result: Mapping[str, Any]) -> str:
             "Redis AOF bytes per event at 90% / in the catch-up (about what a replica is sent)",
             f"{_num(_get(p90 or {}, ('redis', 'aof_bytes_per_event')), 0)} / "
             f"{_num(_get(pipeline, ('catch_up', 'redis', 'aof_bytes_per_event')), 0)}",
+            "—",
+            "",
+        ),
+        (
+            "cases after the 50% / 90% steps and the catch-up: interactions per case, mean (p90; "
+            "mean case document, which the case script reads and writes whole on every event)",
+            f"{_cases(p50)} / {_cases(p90)} / {_cases(pipeline.get('catch_up'))}",
             "—",
             "",
         ),
@@ -289,8 +307,8 @@ def _fixed_rates_table(pipeline: Mapping[str, Any]) -> list[str]:
         "",
         "| offered (events/s) | out (events/s) | p50 / p99 (ms) | worker cores | of them in the "
         "kernel | worker CPU per event (ms) | worker wake-ups per event | Redis round trips per "
-        "event |",
-        "|---|---|---|---|---|---|---|---|",
+        "event | interactions per case, mean (p90; case document bytes) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for step in steps:
         latency = step.get("latency") or {}
@@ -301,7 +319,7 @@ def _fixed_rates_table(pipeline: Mapping[str, Any]) -> list[str]:
             f"{_num(_get(step, ('processes', 'worker', 'system_cores')), 2)} | "
             f"{_num(_get(step, ('cpu_ms_per_event', 'worker')), 2)} | "
             f"{_num(_get(step, ('wakeups_per_event', 'worker')), 1)} | "
-            f"{_num(_get(step, ('redis', 'round_trips_per_event')), 3)} |"
+            f"{_num(_get(step, ('redis', 'round_trips_per_event')), 3)} | {_cases(step)} |"
         )
     return lines
 

@@ -308,6 +308,7 @@ async def _pipeline(run: _Run, generator: GeneratorHandle, ceiling: float) -> di
                 progress=run.progress,
                 metrics_url=metrics_url,
                 redis_url=run.redis_url,
+                case_key_prefix=run.key_prefix,
             )
             await phase.prime()
             if options.pipeline_rates:
