@@ -3,6 +3,7 @@ a sleep cost, and the threads' switches."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import subprocess
@@ -252,8 +253,14 @@ def _busy_child(work: str) -> dict[str, float]:
         assert child.stdout.readline().strip() == "done"
         return window.close()["child"]
     finally:
-        child.stdin.close()
-        child.wait(timeout=30)
+        # A child that died early leaves "go" unsent in the pipe: closing it raises again.
+        with contextlib.suppress(BrokenPipeError):
+            child.stdin.close()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
         child.stdout.close()
 
 

@@ -83,6 +83,21 @@ async def test_a_dispatcher_that_cannot_start_leaves_nothing_running(
     ]
 
 
+async def test_a_pipeline_app_that_cannot_start_is_undone_and_the_dispatcher_never_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+    _assemble(monkeypatch, calls, failing="omnirouter-pipeline")
+    with pytest.raises(ConnectionError, match="cannot reach the broker"):
+        await assembly.run_workers(Settings(), _ADDRESSES, asyncio.Event())
+    assert calls == [
+        "start omnirouter-pipeline",
+        "stop omnirouter-pipeline",
+        "stop metrics",
+        "close redis",
+    ]
+
+
 async def test_a_stopped_worker_stops_its_parts_last_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

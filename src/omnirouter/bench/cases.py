@@ -51,15 +51,25 @@ def sample_cases(url: str, key_prefix: str, customers: int = SAMPLE_CUSTOMERS) -
     found by SCAN (in hash order, so a sample across the population, not the newest)."""
     client = redis.Redis.from_url(url)
     try:
-        documents: list[bytes] = []
-        for seen, key in enumerate(
-            client.scan_iter(match=CustomerCaseKeys.every_customers_cases(key_prefix), count=500)
+        keys: list[bytes | str] = []
+        # SCAN may return a key twice (while Redis resizes its table): each customer once.
+        for key in client.scan_iter(
+            match=CustomerCaseKeys.every_customers_cases(key_prefix), count=500
         ):
-            if seen == customers:
+            if key not in keys:
+                keys.append(key)
+            if len(keys) == customers:
                 break
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hvals(key)
+        documents = [
             # redis-py decodes no replies by default; its types allow str, encoded back here so
             # that sizes are in bytes either way.
-            documents.extend(d if isinstance(d, bytes) else d.encode() for d in client.hvals(key))
+            d if isinstance(d, bytes) else d.encode()
+            for values in pipe.execute()
+            for d in values
+        ]
         return case_shape(documents)
     finally:
         client.close()

@@ -178,8 +178,9 @@ def markdown_table(result: Mapping[str, Any]) -> str:
             "",
         ),
         (
-            "cases after the 50% / 90% steps and the catch-up: interactions per case, mean (p90; "
-            "mean case document, which the case script reads and writes whole on every event)",
+            "cases after the 50% / 90% steps and the catch-up (those of up to 300 customers): "
+            "interactions per case, mean (p90; mean case document, which the case script reads "
+            "and writes whole on every event of the case)",
             f"{_cases(p50)} / {_cases(p90)} / {_cases(pipeline.get('catch_up'))}",
             "—",
             "",
@@ -307,7 +308,7 @@ def _fixed_rates_table(pipeline: Mapping[str, Any]) -> list[str]:
         "",
         "| offered (events/s) | out (events/s) | p50 / p99 (ms) | worker cores | of them in the "
         "kernel | worker CPU per event (ms) | worker wake-ups per event | Redis round trips per "
-        "event | interactions per case, mean (p90; case document bytes) |",
+        "event | interactions per case, mean (p90; mean case document bytes) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for step in steps:
