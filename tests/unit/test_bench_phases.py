@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from omnirouter.bench.__main__ import main
-from omnirouter.bench.phases import _batches, _redis_per_event, at_fixed_rates
+from omnirouter.bench.options import BenchOptions
+from omnirouter.bench.phases import _batches, _redis_per_event, _search, at_fixed_rates
 
 
 def test_redis_costs_are_per_event_and_aof_rewrites_are_counted_per_step() -> None:
@@ -50,7 +51,53 @@ def test_no_aof_growth_is_reported_with_a_rewrite_under_way_at_either_end(end: s
         "after": {"events_in": 1_500.0, "aof_bytes": 1_000_000.0, "aof_rewrites": 3},
     }
     samples[end]["aof_rewriting"] = 1.0
-    assert "aof_bytes_per_event" not in _redis_per_event(samples["before"], samples["after"])
+    measured = _redis_per_event(samples["before"], samples["after"])
+    assert "aof_bytes_per_event" not in measured
+    assert measured["aof_rewrite_under_way"] is True
+
+
+def _searched(rewrites: dict[str, list[dict[str, Any]]]) -> Any:
+    """A measure for ``_search``: every rate up to 400/s sustainable; the 50 % and 90 % steps
+    (and their repeats) get the Redis entries ``rewrites`` lists for their label, in turn."""
+    calls: list[str] = []
+
+    async def measure(label: str, rate: float, steady_s: float) -> dict[str, Any]:
+        calls.append(label)
+        base = label.split(",")[0]
+        redis_entry = rewrites.get(base, [{}]).pop(0) if rewrites.get(base) else {}
+        return {"label": label, "offered": rate, "sustainable": rate <= 400, "redis": redis_entry}
+
+    return measure, calls
+
+
+async def test_a_final_window_with_an_aof_rewrite_is_measured_again_and_both_are_kept() -> None:
+    measure, calls = _searched(
+        {
+            "50%": [{"aof_rewrites": 1}, {"aof_rewrites": 0}],
+            "90%": [{"aof_rewrite_under_way": True}],
+        }
+    )
+    result = await _search(BenchOptions(quick=True), 100.0, 10_000.0, measure)
+    best = result["max_sustainable"]
+    assert calls[-4:] == ["50%", "50%, again", "90%", "90%, again"]
+    assert result["at_50"]["label"] == "50%, again"
+    assert result["at_50_with_aof_rewrite"]["label"] == "50%"
+    assert result["at_50"]["offered"] == result["at_50_with_aof_rewrite"]["offered"] == best / 2
+    assert result["at_90"]["label"] == "90%, again"  # the repeat had no rewrite in its window
+    assert result["at_90_with_aof_rewrite"]["redis"] == {"aof_rewrite_under_way": True}
+    assert [s["label"] for s in result["steps"]][-4:] == calls[-4:]
+
+
+async def test_a_window_without_a_rewrite_is_measured_once_and_two_with_keep_the_first() -> None:
+    measure, calls = _searched(
+        {"50%": [{"aof_rewrites": 0}], "90%": [{"aof_rewrites": 1}, {"aof_rewrites": 2}]}
+    )
+    result = await _search(BenchOptions(quick=True), 100.0, 10_000.0, measure)
+    assert calls[-3:] == ["50%", "90%", "90%, again"]
+    assert "at_50_with_aof_rewrite" not in result
+    # Both windows had one: the first stays the step, and nothing is set beside it.
+    assert result["at_90"]["label"] == "90%"
+    assert "at_90_with_aof_rewrite" not in result
 
 
 def test_a_step_without_events_records_no_redis_costs() -> None:
