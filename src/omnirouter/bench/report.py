@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from omnirouter.bench.stats import wakeups_per_event
+from omnirouter.bench.stats import rewrote_aof, wakeups_per_event
 
 __all__ = [
     "TARGETS",
@@ -71,13 +71,16 @@ def _latency(run: Any) -> str:
 
 
 def _latency_and_rewrite(phase: Mapping[str, Any], name: str) -> str:
-    """The step's latency, and that of the window measured before it when that one had an AOF
-    rewrite in it (see ``phases._search``)."""
-    text = _latency(phase.get(name))
-    rewritten = phase.get(f"{name}_with_aof_rewrite")
-    if rewritten:
-        text += f" (a window with an AOF rewrite: {_latency(rewritten)})"
-    return text
+    """The step's latency; when Redis rewrote its append-only file in or just before its window,
+    said so, with the latency of the window measured again after it (see ``phases._search``)."""
+    run = phase.get(name) or {}
+    text = _latency(run)
+    if not rewrote_aof(run):
+        return text
+    again = phase.get(f"{name}_without_aof_rewrite")
+    if again:
+        return f"{text} (an AOF rewrite in the window; again without one: {_latency(again)})"
+    return f"{text} (an AOF rewrite in the window, and in its repeat)"
 
 
 def _cpu(run: Any, name: str) -> str:

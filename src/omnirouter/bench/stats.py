@@ -4,7 +4,7 @@ rate to offer next while searching for the maximum sustainable one."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ __all__ = [
     "RateSearch",
     "backlog_verdict",
     "catch_up_entry",
+    "rewrote_aof",
     "summarize_latencies",
 ]
 
@@ -233,3 +234,14 @@ def catch_up_entry(
         "wakeups_per_event": wakeups_per_event(processes, events_per_s),
         "processes": processes,
     }
+
+
+def rewrote_aof(step: Mapping[str, Any]) -> bool:
+    """True when Redis began rewriting its append-only file in the step's window or its warm-up
+    (whose backlog the window then works off), or was rewriting at the window's start or end."""
+    redis_entry = step.get("redis") or {}
+    return bool(
+        redis_entry.get("aof_rewrites")
+        or redis_entry.get("aof_rewrites_in_warm_up")
+        or redis_entry.get("aof_rewrite_under_way")
+    )
