@@ -259,8 +259,8 @@ def test_the_table_says_how_long_the_measured_cases_had_grown() -> None:
 
 
 def test_a_window_with_an_aof_rewrite_says_so_and_shows_its_repeat_beside_it() -> None:
-    """The step (and the target) stays the window with the rewrite; the repeat without one
-    stands beside it, or the table says the repeat had one too."""
+    """The step stays the window with the rewrite; the repeat without one stands beside it, or
+    the table says the repeat had one too."""
     result = _result()
     result["pipeline"]["at_50"]["redis"]["aof_rewrites"] = 1
     result["pipeline"]["at_50_without_aof_rewrite"] = {
@@ -269,10 +269,10 @@ def test_a_window_with_an_aof_rewrite_says_so_and_shows_its_repeat_beside_it() -
     result["pipeline"]["at_90"]["redis"]["aof_rewrite_under_way"] = True
     lines = markdown_table(result).splitlines()
     assert (
-        "| p50 / p99 / p99.9 at 50% (ms) | 8.0 / 31.5 / 60.2 (an AOF rewrite in the window; "
-        "again without one: 7.0 / 20.0 / 30.0) |" in "\n".join(lines)
+        "| p50 / p99 / p99.9 at 50% (ms) | 8.0 / 31.5 / 60.2 (an AOF rewrite in or just before "
+        "the window; again without one: 7.0 / 20.0 / 30.0) |" in "\n".join(lines)
     )
     ninety = next(line for line in lines if line.startswith("| p50 / p99 / p99.9 at 90%"))
-    assert "12.0 / 80.0 / 120.0 (an AOF rewrite in the window, and in its repeat)" in ninety
-    checks = {c["target"]: c for c in target_checks(result)}
-    assert checks["p99 at 50% of max (ms)"]["measured"] == 31.5
+    assert "12.0 / 80.0 / 120.0 (an AOF rewrite in or just before the window, and its repeat)" in (
+        ninety
+    )

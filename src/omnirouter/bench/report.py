@@ -70,6 +70,9 @@ def _latency(run: Any) -> str:
     return " / ".join(_num(latency.get(k), 1) for k in ("p50_ms", "p99_ms", "p999_ms"))
 
 
+_REWROTE = "an AOF rewrite in or just before the window"
+
+
 def _latency_and_rewrite(phase: Mapping[str, Any], name: str) -> str:
     """The step's latency; when Redis rewrote its append-only file in or just before its window,
     said so, with the latency of the window measured again after it (see ``phases._search``)."""
@@ -79,8 +82,8 @@ def _latency_and_rewrite(phase: Mapping[str, Any], name: str) -> str:
         return text
     again = phase.get(f"{name}_without_aof_rewrite")
     if again:
-        return f"{text} (an AOF rewrite in the window; again without one: {_latency(again)})"
-    return f"{text} (an AOF rewrite in the window, and in its repeat)"
+        return f"{text} ({_REWROTE}; again without one: {_latency(again)})"
+    return f"{text} ({_REWROTE}, and its repeat)"
 
 
 def _cpu(run: Any, name: str) -> str:
