@@ -352,20 +352,25 @@ def test_a_live_member_before_its_first_commit_is_judged_by_the_rules_not_alarme
 
     topic = topic_factory("events", partitions=1)
     group = f"fresh-{unique_id}"
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=stack.kafka_bootstrap_servers,
-        group_id=group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        # A broker that has not yet applied the new topic answers the consumer's first metadata
-        # request without it, and the group then assigns nothing ("No partition metadata").
-        # kafka-python asks again only after metadata_max_age_ms (5 minutes by default); a
-        # busy host (two test processes) made that happen in CI.
-        metadata_max_age_ms=500,
-    )
     producer = create_producer(stack.kafka_bootstrap_servers, client_id="lag-test")
+    # A broker that has not yet applied the new topic answers the consumer's first metadata
+    # request without it, and the group then assigns nothing ("No partition metadata"); on a
+    # busy host (two test processes) the rejoin a later metadata refresh should bring did not
+    # come within 30 s in CI. The consumer joins only once the broker's metadata has the topic
+    # (partitions_for waits for it, up to the producer's max_block_ms).
+    consumer = None
     try:
+        assert producer.partitions_for(topic) == {0}
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=stack.kafka_bootstrap_servers,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # Should the first metadata answer still miss the topic: ask again soon (the default is
+            # 5 minutes).
+            metadata_max_age_ms=500,
+        )
         # Joined and owning the partition, never committing.
         eventually(
             lambda: consumer.poll(timeout_ms=200) is not None and consumer.assignment(),
@@ -387,4 +392,5 @@ def test_a_live_member_before_its_first_commit_is_judged_by_the_rules_not_alarme
         assert stalled is not None and stalled.status == "STALL"
     finally:
         producer.close()
-        consumer.close()
+        if consumer is not None:
+            consumer.close()
