@@ -1,7 +1,8 @@
 """The stores' pipelined scripts keep working on a Redis that lost its script cache (a restart,
 a failover to a replica that never loaded them), on a real redis-server of the test's own (its
 cache is flushed, which would disturb other tests sharing a server): each call runs exactly
-once, and an error one call gets is raised, not mistaken for a lost script."""
+once, and an error one call gets is raised, not mistaken for a lost script; an erasure, whose
+scripts run both ways (pipelined and one by one), still finds and removes its person."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from omnirouter.devstack.redis import start_redis
 from omnirouter.events import ResolvedInteraction
 from omnirouter.pipeline.cases.entries import inbound_entry
 from omnirouter.pipeline.cases.store import RedisCaseStore
+from omnirouter.pipeline.identity.erasure import CustomerErasure
+from omnirouter.pipeline.identity.policy import IdentityPolicy
+from omnirouter.pipeline.identity.store import RedisIdentityStore, ResolveRequest
 from omnirouter.pipeline.routing.store import RoutingStore
 from omnirouter.pipeline.scripts import run_pipelined
 from omnirouter.settings import CaseSettings
@@ -99,3 +103,51 @@ async def test_the_case_and_routing_stores_load_their_scripts_again(
     await client.script_flush()
     released = await routing.release_many("default", ["case_never_routed"], T0)
     assert [r["agent"] for r in released] == [""]  # nobody held it
+
+
+class _Announcements:
+    """Records the erasure's announcement; Kafka's part is tested with the erasure itself."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, bytes]] = []
+
+    def publish(self, topic: str, key: str, value: bytes) -> None:
+        self.sent.append((topic, key, value))
+
+
+async def test_an_erasure_on_a_redis_that_lost_its_scripts_finds_and_removes_the_person(
+    client: aioredis.Redis,
+) -> None:
+    identity = RedisIdentityStore(client, key_prefix="omni", policy=IdentityPolicy())
+    cases = RedisCaseStore(client, key_prefix="omni", settings=CaseSettings())
+    email = identifier("email", "forget.me@example.com")
+    event = inbound("email", email, at=T0)
+    (resolution,) = await identity.resolve_batch(
+        "default", [ResolveRequest(event.event_id, (email,))]
+    )
+    customer = resolution.customer_id
+    resolved = ResolvedInteraction(
+        occurred_at=T0,
+        customer_id=customer,
+        interaction=event,
+        is_new_customer=True,
+        identifiers=(email,),
+    )
+    entry = inbound_entry(resolved, CaseSettings().intent_rules)
+    update = (await cases.apply({("default", customer): [entry]}))[("default", customer)]
+    announcements = _Announcements()
+    erasure = CustomerErasure(
+        client, key_prefix="omni", publisher=announcements, topic_prefix="omni"
+    )
+
+    await client.script_flush()
+    outcome = await erasure.erase(customer)
+
+    assert outcome is not None
+    assert outcome.report.customer_ids == (customer,)
+    assert outcome.report.case_ids == (update.outcomes[0].opened,)
+    assert outcome.report.identifiers == 1
+    assert [key for _, key, _ in announcements.sent] == [customer]
+    assert await erasure.plan(customer) is None  # nobody left to find
+    left = await cases.read_customer("default", customer, timeline=10)
+    assert (left["cases"], left["timeline"], left["open_case"]) == ({}, [], None)
