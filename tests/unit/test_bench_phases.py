@@ -1,16 +1,23 @@
 """What a Kafka phase records of Redis per step: per-event costs from the counters before and
-after, and the AOF rewrites that happened in between; and the pipeline measured at fixed rates
-instead of its search, with each process's CPU per event at each rate."""
+after, and the AOF rewrites that happened in between or in the warm-up (read as the step's load
+begins); and the pipeline measured at fixed rates instead of its search, with each process's CPU
+per event at each rate."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import time
+from typing import Any, cast
 
 import pytest
 
+from omnirouter.bench import phases
 from omnirouter.bench.__main__ import main
+from omnirouter.bench.loadgen import StepReport
+from omnirouter.bench.measure import StepTrack
 from omnirouter.bench.options import BenchOptions
 from omnirouter.bench.phases import _batches, _redis_per_event, _search, at_fixed_rates
+from omnirouter.bench.schedule import StepPlan
 
 
 def test_redis_costs_are_per_event_and_aof_rewrites_are_counted_per_step() -> None:
@@ -191,3 +198,73 @@ def test_rates_that_cannot_be_offered_are_refused_before_anything_starts(
 ) -> None:
     assert main(["--phases", "pipeline", "--pipeline-rates", rates]) == 2
     assert "omnirouter.bench:" in capsys.readouterr().err
+
+
+class _Meter:
+    """The meter's side a step uses, with no consumer: tracks are filled by the generator."""
+
+    def __init__(self) -> None:
+        self.tracks: dict[int, StepTrack] = {}
+        self.records = 0
+
+    def expect(self, plan: StepPlan) -> StepTrack:
+        self.tracks[plan.step] = StepTrack(plan)
+        return self.tracks[plan.step]
+
+    def check(self) -> None:
+        pass
+
+    def outstanding(self) -> int:
+        return sum(track.outstanding() for track in self.tracks.values())
+
+
+class _Generator:
+    """Offers a step's events until its end, and every one of them comes out then."""
+
+    def __init__(self, meter: _Meter) -> None:
+        self._meter = meter
+
+    async def run(self, plan: StepPlan, *, topic: str) -> StepReport:
+        await asyncio.sleep(max(0.0, plan.ends_at - time.monotonic()))
+        track = self._meter.tracks[plan.step]
+        track.received = plan.total
+        self._meter.records += plan.total
+        return StepReport(plan.step, plan.total, plan.total, 0, 0.0, plan.ends_at - plan.t0)
+
+
+async def test_a_step_reads_redis_as_its_load_begins_so_a_rewrite_in_the_warm_up_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Redis starts an AOF rewrite halfway through the warm-up. Read only at the window's ends,
+    # it would look like a step without one, though the window works off what it left behind.
+    options = BenchOptions(quick=True, scale=0.4)  # a 0.6 s warm-up
+    started = time.monotonic()
+    rewrite_at = started + 0.3 + options.warmup_s / 2  # the step's load begins 0.3 s on
+
+    def redis_counters(url: str) -> dict[str, float]:
+        rewrites = 1.0 if time.monotonic() >= rewrite_at else 0.0
+        return {"commands": 0.0, "aof_rewrites": rewrites, "aof_bytes": 0.0, "aof_rewriting": 0.0}
+
+    def metrics(url: str) -> str:  # identity has taken in 1,000 events a second since the start
+        taken = 1000 * (time.monotonic() - started)
+        return f'omnirouter_events_total{{stage="identity",direction="in"}} {taken}\n'
+
+    monkeypatch.setattr(phases, "_redis_counters", redis_counters)
+    monkeypatch.setattr(phases, "scrape", metrics)
+    meter = _Meter()
+    phase = phases.KafkaPhase(
+        "pipeline",
+        options,
+        cast("Any", _Generator(meter)),
+        cast("Any", meter),
+        input_topic="in",
+        samplers={},
+        progress=lambda line: None,
+        metrics_url="http://worker/metrics",
+        redis_url="redis://redis",
+    )
+
+    step = await phase.step("50%", 100.0, 0.3)
+
+    assert step["redis"]["aof_rewrites"] == 0  # none began between the window's two readings
+    assert step["redis"]["aof_rewrites_in_warm_up"] == 1
