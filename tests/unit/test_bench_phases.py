@@ -224,7 +224,7 @@ class _Generator:
     def __init__(self, meter: _Meter) -> None:
         self._meter = meter
 
-    async def run(self, plan: StepPlan, *, topic: str) -> StepReport:
+    async def run(self, plan: StepPlan, *, topic: str, source: str = "mix") -> StepReport:
         await asyncio.sleep(max(0.0, plan.ends_at - time.monotonic()))
         track = self._meter.tracks[plan.step]
         track.received = plan.total
@@ -239,9 +239,11 @@ async def test_a_step_reads_redis_as_its_load_begins_so_a_rewrite_in_the_warm_up
     # it would look like a step without one, though the window works off what it left behind.
     options = BenchOptions(quick=True, scale=0.4)  # a 0.6 s warm-up
     started = time.monotonic()
-    rewrite_at = started + 0.3 + options.warmup_s / 2  # the step's load begins 0.3 s on
+    meter = _Meter()
 
     def redis_counters(url: str) -> dict[str, float]:
+        plan = meter.tracks[1].plan  # the step's own: expected before any reading
+        rewrite_at = plan.t0 + plan.warmup_s / 2
         rewrites = 1.0 if time.monotonic() >= rewrite_at else 0.0
         return {"commands": 0.0, "aof_rewrites": rewrites, "aof_bytes": 0.0, "aof_rewriting": 0.0}
 
@@ -251,7 +253,6 @@ async def test_a_step_reads_redis_as_its_load_begins_so_a_rewrite_in_the_warm_up
 
     monkeypatch.setattr(phases, "_redis_counters", redis_counters)
     monkeypatch.setattr(phases, "scrape", metrics)
-    meter = _Meter()
     phase = phases.KafkaPhase(
         "pipeline",
         options,
